@@ -1,0 +1,83 @@
+/**
+ * Multi-head attention and the residual attention block of CLIP's transformers
+ * (Vaswani et al. 2017, https://arxiv.org/abs/1706.03762; pre-LN blocks as in OpenAI's
+ * `ResidualAttentionBlock`, https://github.com/openai/CLIP/blob/main/clip/model.py).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { Activation, Weights, activate, layerNorm, linear } from "./layers";
+
+/** [B, T, D] -> [B, H, T, D/H] */
+function splitHeads(x: tf.Tensor, batch: number, tokens: number, heads: number): tf.Tensor4D {
+  const headDim = x.shape[x.shape.length - 1] / heads;
+  return tf.transpose(tf.reshape(x, [batch, tokens, heads, headDim]), [0, 2, 1, 3]);
+}
+
+/** [B, H, T, hd] -> [B, T, H * hd] */
+function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
+  const [batch, heads, tokens, headDim] = x.shape;
+  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch, tokens, heads * headDim]);
+}
+
+/**
+ * Scaled dot-product attention over already projected q [B,Tq,D], k and v [B,Tk,D].
+ * q is scaled before the product, as torch's multi_head_attention_forward does.
+ */
+export function attend(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, mask?: tf.Tensor): tf.Tensor3D {
+  const [batch, tq] = q.shape;
+  const tk = k.shape[1];
+  const headDim = q.shape[2] / heads;
+  const qh = tf.mul(splitHeads(q, batch, tq, heads), headDim ** -0.5); // [B, H, Tq, hd]
+  const kh = splitHeads(k, batch, tk, heads); // [B, H, Tk, hd]
+  const vh = splitHeads(v, batch, tk, heads); // [B, H, Tk, hd]
+  let scores = tf.matMul(qh, kh, false, true); // [B, H, Tq, Tk]
+  if (mask) scores = tf.add(scores, mask); // mask [Tq, Tk] of 0 / -inf
+  const probs = tf.softmax(scores); // [B, H, Tq, Tk]
+  return mergeHeads(tf.matMul(probs, vh) as tf.Tensor4D); // [B, Tq, D]
+}
+
+/** torch.nn.MultiheadAttention self-attention with the fused q,k,v input projection. */
+export function selfAttention(x: tf.Tensor3D, w: Weights, prefix: string, heads: number, mask?: tf.Tensor): tf.Tensor3D {
+  const [batch, tokens, width] = x.shape;
+  const qkv = linear(x, w(`${prefix}.in_proj_weight`), w(`${prefix}.in_proj_bias`)); // [B, T, 3D]
+  const [q, k, v] = tf.split(qkv, 3, 2) as tf.Tensor3D[]; // 3 x [B, T, D]
+  const out = attend(q, k, v, heads, mask); // [B, T, D]
+  return tf.reshape(linear(out, w(`${prefix}.out_proj.weight`), w(`${prefix}.out_proj.bias`)), [batch, tokens, width]);
+}
+
+/** x + attn(ln_1(x)), then x + mlp(ln_2(x)). */
+export function residualAttentionBlock(
+  x: tf.Tensor3D,
+  w: Weights,
+  prefix: string,
+  heads: number,
+  act: Activation,
+  mask?: tf.Tensor,
+): tf.Tensor3D {
+  const attnIn = layerNorm(x, w(`${prefix}.ln_1.weight`), w(`${prefix}.ln_1.bias`)) as tf.Tensor3D;
+  const h = tf.add(x, selfAttention(attnIn, w, `${prefix}.attn`, heads, mask)) as tf.Tensor3D; // [B, T, D]
+  const mlpIn = layerNorm(h, w(`${prefix}.ln_2.weight`), w(`${prefix}.ln_2.bias`));
+  const hidden = activate(linear(mlpIn, w(`${prefix}.mlp.c_fc.weight`), w(`${prefix}.mlp.c_fc.bias`)), act); // [B, T, 4D]
+  return tf.add(h, linear(hidden, w(`${prefix}.mlp.c_proj.weight`), w(`${prefix}.mlp.c_proj.bias`))) as tf.Tensor3D;
+}
+
+/** OpenAI's `Transformer`: `layers` residual attention blocks under `prefix.resblocks.{i}`. */
+export function transformer(
+  x: tf.Tensor3D,
+  w: Weights,
+  prefix: string,
+  layers: number,
+  heads: number,
+  act: Activation,
+  mask?: tf.Tensor,
+): tf.Tensor3D {
+  let h = x;
+  for (let i = 0; i < layers; i++) h = residualAttentionBlock(h, w, `${prefix}.resblocks.${i}`, heads, act, mask);
+  return h;
+}
+
+/** Additive causal mask [T, T]: 0 on and below the diagonal, -inf above. */
+export function causalMask(tokens: number): tf.Tensor2D {
+  const data = new Float32Array(tokens * tokens);
+  for (let i = 0; i < tokens; i++) for (let j = i + 1; j < tokens; j++) data[i * tokens + j] = -Infinity;
+  return tf.tensor2d(data, [tokens, tokens]);
+}

@@ -1,0 +1,234 @@
+/**
+ * The CLIP model (Radford et al. 2021, https://arxiv.org/abs/2103.00020): an image tower (ViT or
+ * ModifiedResNet), a causal text transformer, both projected into one `embed_dim` space, and a
+ * learnable temperature `logit_scale` (log of the logit multiplier).
+ * Weights live in tf.Variables keyed by OpenAI's state_dict names.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { ClipConfig, visionTower } from "./config";
+import { resolveModelConfig } from "./registry";
+import { Activation, Weights } from "./layers";
+import { causalMask } from "./attention";
+import { encodeImageViT } from "./vision_transformer";
+import { encodeImageResNet } from "./modified_resnet";
+import { encodeTextTransformer, firstArgmax } from "./text_transformer";
+import { ParamSpec, clipParamSpecs, initialValues, internalShape, numel, toExternalLayout, toInternalLayout } from "./params";
+import { Random } from "../util/random";
+
+/** A tensor in PyTorch's layout, as stored in a checkpoint. */
+export interface StateTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface ClipOutput {
+  logitsPerImage: tf.Tensor2D; // [B_img, B_txt]
+  logitsPerText: tf.Tensor2D; // [B_txt, B_img]
+}
+
+let nextModelId = 0;
+
+export class Clip {
+  readonly config: ClipConfig;
+  readonly specs: readonly ParamSpec[];
+  /** Every weight and BatchNorm statistic, in our layout (Linear [in, out], conv HWIO). */
+  readonly params: Map<string, tf.Variable>;
+  private readonly activation: Activation;
+  private readonly weights: Weights;
+  private textMask: tf.Tensor2D | undefined;
+  private disposed = false;
+
+  private constructor(config: ClipConfig, params: Map<string, tf.Variable>) {
+    this.config = config;
+    this.specs = clipParamSpecs(config);
+    this.params = params;
+    this.activation = config.quick_gelu ? "quick_gelu" : "gelu";
+    this.weights = (name) => {
+      const p = this.params.get(name);
+      if (!p) throw new Error(`model has no weight named ${name}`);
+      return p;
+    };
+  }
+
+  /** A freshly initialised model (OpenAI's initialisation), reproducible from `seed`. */
+  static create(model: ClipConfig | string | object, opts: { seed?: number } = {}): Clip {
+    const config = resolveModelConfig(model);
+    const rng = new Random(opts.seed ?? 0);
+    return Clip.fromTensors(
+      config,
+      clipParamSpecs(config).map((spec) => ({ name: spec.name, shape: spec.shape, data: initialValues(spec, rng) })),
+    );
+  }
+
+  /** Builds a model from tensors in PyTorch's layout (names and shapes checked against the config). */
+  static fromTensors(config: ClipConfig, tensors: Iterable<StateTensor>): Clip {
+    const byName = new Map<string, StateTensor>();
+    for (const t of tensors) byName.set(t.name, t);
+    return Clip.fromSource(config, {
+      names: () => byName.keys(),
+      shape: (name) => byName.get(name)?.shape,
+      read: (name) => byName.get(name)!.data,
+    });
+  }
+
+  /**
+   * Builds a model from a source that reads one tensor at a time (a checkpoint on disk), so a
+   * large file never sits in memory twice. Every name and shape is checked before any tensor is
+   * read; if reading fails half-way, the variables made so far are released.
+   */
+  static fromSource(config: ClipConfig, source: TensorSource): Clip {
+    const specs = clipParamSpecs(config);
+    checkSourceAgainstSpecs(source, specs);
+    const params = new Map<string, tf.Variable>();
+    // tfjs variable names are global, so each model gets its own namespace.
+    const namespace = `clip${nextModelId++}`;
+    try {
+      for (const spec of specs) {
+        const data = source.read(spec.name);
+        if (data.length !== numel(spec.shape)) {
+          throw new Error(`tensor ${spec.name} holds ${data.length} values, expected ${numel(spec.shape)}`);
+        }
+        const values = toInternalLayout(data, spec.shape, spec.layout);
+        const initial = tf.tensor(values, internalShape(spec), "float32");
+        params.set(spec.name, tf.variable(initial, spec.trainable, `${namespace}/${spec.name}`));
+        initial.dispose();
+      }
+    } catch (err) {
+      for (const p of params.values()) p.dispose();
+      throw err;
+    }
+    return new Clip(config, params);
+  }
+
+  get tower(): "VisionTransformer" | "ModifiedResNet" {
+    return visionTower(this.config);
+  }
+
+  get logitScale(): tf.Variable {
+    return this.weights("logit_scale") as tf.Variable;
+  }
+
+  /** Parameters that training updates (BatchNorm running statistics excluded). */
+  trainableVariables(): tf.Variable[] {
+    return this.specs.filter((s) => s.trainable).map((s) => this.params.get(s.name) as tf.Variable);
+  }
+
+  numParams(): number {
+    return this.specs.filter((s) => s.trainable).reduce((n, s) => n + numel(s.shape), 0);
+  }
+
+  /** Image features before normalisation, like OpenAI's `encode_image`. pixels: [B, S, S, 3], normalised. */
+  encodeImage(pixels: tf.Tensor4D): tf.Tensor2D {
+    this.assertAlive();
+    const size = this.config.vision_cfg.image_size;
+    if (pixels.rank !== 4 || pixels.shape[1] !== size || pixels.shape[2] !== size || pixels.shape[3] !== 3) {
+      throw new Error(`pixels must be [B, ${size}, ${size}, 3] (NHWC, normalised), got [${pixels.shape}]`);
+    }
+    if (pixels.dtype !== "float32") throw new Error(`pixels must be float32, got ${pixels.dtype}`);
+    return tf.tidy(() =>
+      this.tower === "ModifiedResNet"
+        ? encodeImageResNet(pixels, this.weights, this.config)
+        : encodeImageViT(pixels, this.weights, this.config, this.activation),
+    );
+  }
+
+  /** Text features before normalisation, like OpenAI's `encode_text`. tokens: [B, T] ids, T <= context_length. */
+  encodeText(tokens: tf.Tensor2D): tf.Tensor2D {
+    this.assertAlive();
+    const ctx = this.config.text_cfg.context_length;
+    if (tokens.rank !== 2 || tokens.shape[1] < 1 || tokens.shape[1] > ctx) {
+      throw new Error(`tokens must be [B, T] with 1 <= T <= ${ctx} (the context length), got [${tokens.shape}]`);
+    }
+    if (tokens.dtype !== "int32") throw new Error(`tokens must be int32, got ${tokens.dtype}`);
+    const [batch, length] = tokens.shape;
+    const ids = tokens.dataSync() as Int32Array;
+    const vocab = this.config.text_cfg.vocab_size;
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] < 0 || ids[i] >= vocab) {
+        throw new Error(
+          `tokens[${Math.floor(i / length)}, ${i % length}] = ${ids[i]} is outside the vocabulary [0, ${vocab})`,
+        );
+      }
+    }
+    const eot = firstArgmax(ids, batch, length);
+    const mask = this.causalMask(length);
+    return tf.tidy(() => encodeTextTransformer(tokens, eot, this.weights, this.config, this.activation, mask));
+  }
+
+  /** Scaled cosine similarities, like OpenAI's `CLIP.forward`. */
+  forward(pixels: tf.Tensor4D, tokens: tf.Tensor2D): ClipOutput {
+    const imageFeatures = this.encodeImage(pixels);
+    const textFeatures = this.encodeText(tokens);
+    return tf.tidy(() => {
+      const img = tf.div(imageFeatures, tf.norm(imageFeatures, 2, 1, true)) as tf.Tensor2D; // [Bi, E]
+      const txt = tf.div(textFeatures, tf.norm(textFeatures, 2, 1, true)) as tf.Tensor2D; // [Bt, E]
+      imageFeatures.dispose();
+      textFeatures.dispose();
+      const logitsPerImage = tf.mul(tf.exp(this.logitScale), tf.matMul(img, txt, false, true)) as tf.Tensor2D; // [Bi, Bt]
+      return { logitsPerImage, logitsPerText: tf.transpose(logitsPerImage) as tf.Tensor2D };
+    });
+  }
+
+  /** Every tensor in PyTorch's layout and OpenAI's names, sorted by name. */
+  stateDict(): StateTensor[] {
+    this.assertAlive();
+    return this.specs.map((spec) => {
+      const values = this.params.get(spec.name)!.dataSync() as Float32Array;
+      return { name: spec.name, shape: spec.shape.slice(), data: toExternalLayout(new Float32Array(values), spec.shape, spec.layout) };
+    });
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const p of this.params.values()) p.dispose();
+    this.textMask?.dispose();
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  private causalMask(length: number): tf.Tensor2D {
+    if (!this.textMask || this.textMask.shape[0] !== length) {
+      this.textMask?.dispose();
+      this.textMask = tf.keep(causalMask(length));
+    }
+    return this.textMask;
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new Error("this Clip model has been disposed");
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
+
+/** Where a model's tensors come from, in PyTorch's layout and OpenAI's names. */
+export interface TensorSource {
+  names(): Iterable<string>;
+  /** undefined when the tensor is absent. */
+  shape(name: string): readonly number[] | undefined;
+  read(name: string): Float32Array;
+}
+
+function listNames(names: string[]): string {
+  return names.slice(0, 5).join(", ") + (names.length > 5 ? ` (+${names.length - 5} more)` : "");
+}
+
+function checkSourceAgainstSpecs(source: TensorSource, specs: ParamSpec[]): void {
+  const expected = new Set(specs.map((s) => s.name));
+  const missing = specs.filter((s) => source.shape(s.name) === undefined).map((s) => s.name);
+  if (missing.length) throw new Error(`missing tensor(s) for this config: ${listNames(missing)}`);
+  const extra = [...source.names()].filter((n) => !expected.has(n));
+  if (extra.length) throw new Error(`unexpected tensor(s) for this config: ${listNames(extra)}`);
+  for (const spec of specs) {
+    const shape = source.shape(spec.name)!;
+    if (!sameShape(shape, spec.shape)) {
+      throw new Error(`tensor ${spec.name} has shape [${shape}] but the config needs [${spec.shape}]`);
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Seeded random numbers, so that model initialisation, batching and augmentation reproduce
+ * exactly on every backend (tfjs's own seeded ops differ between backends).
+ */
+
+/** A 32-bit generator (mulberry32): small, fast, and good enough for initialisation and shuffling. */
+export class Random {
+  private state: number;
+  private spareNormal: number | undefined;
+
+  constructor(seed: number) {
+    if (!Number.isFinite(seed)) throw new Error(`seed must be a finite number, got ${seed}`);
+    this.state = Math.floor(seed) >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Uniform integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /** Standard normal (Box-Muller, both values used). */
+  normal(): number {
+    if (this.spareNormal !== undefined) {
+      const v = this.spareNormal;
+      this.spareNormal = undefined;
+      return v;
+    }
+    let u = 0;
+    while (u === 0) u = this.next();
+    const v = this.next();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spareNormal = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  fillNormal(out: Float32Array, std = 1, mean = 0): Float32Array {
+    for (let i = 0; i < out.length; i++) out[i] = mean + std * this.normal();
+    return out;
+  }
+
+  fillUniform(out: Float32Array, low: number, high: number): Float32Array {
+    for (let i = 0; i < out.length; i++) out[i] = low + (high - low) * this.next();
+    return out;
+  }
+
+  /** Fisher-Yates shuffle in place. */
+  shuffle<T>(items: T[] | Int32Array): typeof items {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const tmp = items[i];
+      items[i] = items[j];
+      items[j] = tmp;
+    }
+    return items;
+  }
+
+  /** A child generator whose stream does not overlap this one's in practice. */
+  fork(): Random {
+    return new Random(Math.floor(this.next() * 4294967296) ^ 0x9e3779b9);
+  }
+}
