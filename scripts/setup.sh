@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for cliplab: system packages, then the exact npm dependency tree.
+# Safe to run again; apt-get runs only when a package is missing. environment.md explains each piece.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  dataset-fashion-mnist   # real training images: /usr/share/datasets/fashion-mnist
+  python3-torch           # the PyTorch peer that `npm run bench` measures against (never used by tests)
+  libopenblas0-openmp     # without it Debian's torch falls back to the reference BLAS, an unfair peer
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js 20 or newer is needed, found $(node --version)" >&2
+  exit 1
+fi
+
+# tfjs-node-gpu is optional: its install downloads libtensorflow, which fails without internet,
+# and npm then drops it; cliplab falls back to the WASM backend.
+npm ci --no-audit --no-fund

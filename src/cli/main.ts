@@ -1,0 +1,54 @@
+/**
+ * The `cliplab` command line. `main(argv, io)` returns the exit code so tests run it in-process;
+ * bin/cliplab.js turns it into the process's exit status.
+ */
+import { CliIO, UsageError, processIO } from "./io";
+import { EMBED_USAGE, embedCommand } from "./embed";
+
+type Command = (argv: string[], io: CliIO) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; usage: string; summary: string }> = {
+  embed: { run: embedCommand, usage: EMBED_USAGE, summary: "image and text embeddings to an Arrow file, with their cosine matrix" },
+};
+
+function help(): string {
+  const lines = ["usage: cliplab <command> [options]", "", "commands:"];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push("", "Run `cliplab <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+/** One line per error: the first line of the message, prefixed with the command. */
+function oneLine(message: string): string {
+  return message.split("\n")[0];
+}
+
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    io.out(help());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.err(`cliplab: unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(", ")})`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    io.out(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    // parseArgs reports unknown or malformed options with ERR_PARSE_ARGS_* codes.
+    if (err instanceof UsageError || e.code?.startsWith("ERR_PARSE_ARGS")) {
+      io.err(`cliplab ${name}: ${oneLine(e.message)}`);
+      io.err(command.usage);
+      return 2;
+    }
+    io.err(`cliplab ${name}: ${oneLine(e.message ?? String(err))}`);
+    return 1;
+  }
+}

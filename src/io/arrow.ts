@@ -1,0 +1,94 @@
+/**
+ * Embeddings and tables in Apache Arrow IPC files (the "file" format, readable by pyarrow,
+ * polars and DuckDB). Vectors are fixed-size lists of float32.
+ * https://arrow.apache.org/docs/format/Columnar.html#ipc-file-format
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Field, FixedSizeList, Float32, Int32, Table, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+
+export type ColumnValues = string[] | Int32Array | Float32Array | number[] | { dim: number; values: Float32Array };
+
+/** A column of fixed-size float32 vectors: `values` holds rows * dim numbers, row-major. */
+export function vectorColumn(values: Float32Array, dim: number): { dim: number; values: Float32Array } {
+  if (!Number.isInteger(dim) || dim < 1 || values.length % dim !== 0) {
+    throw new Error(`vector column: ${values.length} values do not split into rows of ${dim}`);
+  }
+  return { dim, values };
+}
+
+function toVector(name: string, column: ColumnValues) {
+  if (Array.isArray(column)) {
+    if (column.every((v) => typeof v === "string")) return vectorFromArray(column as string[], new Utf8());
+    if (column.every((v) => typeof v === "number")) return makeVector(Float32Array.from(column as number[]));
+    throw new Error(`column ${name}: mixes strings and numbers`);
+  }
+  if (column instanceof Int32Array) return makeVector(column);
+  if (column instanceof Float32Array) return makeVector(column);
+  const rows = column.values.length / column.dim;
+  const child = makeData({ type: new Float32(), length: column.values.length, data: column.values });
+  const type = new FixedSizeList(column.dim, new Field("item", new Float32(), false));
+  return makeVector(makeData({ type, length: rows, nullCount: 0, child }));
+}
+
+/** Builds a table from equal-length columns, checking the lengths. */
+export function makeTable(columns: Record<string, ColumnValues>): Table {
+  const vectors: Record<string, ReturnType<typeof toVector>> = {};
+  let rows: number | undefined;
+  for (const [name, column] of Object.entries(columns)) {
+    const v = toVector(name, column);
+    if (rows !== undefined && v.length !== rows) {
+      throw new Error(`column ${name} has ${v.length} rows, the others ${rows}`);
+    }
+    rows = v.length;
+    vectors[name] = v;
+  }
+  return new Table(vectors);
+}
+
+/** Writes a table as an Arrow IPC file, atomically (temporary file, then rename). */
+export function writeArrowFile(file: string, table: Table): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, tableToIPC(table, "file"));
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw new Error(`${file}: cannot write Arrow file: ${(err as Error).message}`);
+  }
+}
+
+export function readArrowFile(file: string): Table {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    throw new Error(`${file}: cannot read: ${(err as Error).message}`);
+  }
+  try {
+    return tableFromIPC(bytes);
+  } catch (err) {
+    throw new Error(`${file}: not an Arrow IPC file (${(err as Error).message.split("\n")[0]})`);
+  }
+}
+
+/** A fixed-size-list float32 column back as one flat array and its width. */
+export function readVectorColumn(table: Table, name: string): { dim: number; values: Float32Array } {
+  const column = table.getChild(name);
+  if (!column) throw new Error(`Arrow table has no column ${name} (columns: ${table.schema.fields.map((f) => f.name).join(", ")})`);
+  const type = column.type;
+  if (!(type instanceof FixedSizeList)) throw new Error(`column ${name} is ${type}, expected a fixed-size list of float32`);
+  const dim = type.listSize;
+  const values = new Float32Array(column.length * dim);
+  let offset = 0;
+  for (const chunk of column.data) {
+    const child = chunk.children[0];
+    const flat = (child.values as Float32Array).subarray(chunk.offset * dim + child.offset, (chunk.offset + chunk.length) * dim + child.offset);
+    values.set(flat, offset);
+    offset += flat.length;
+  }
+  return { dim, values };
+}
+
+export { Int32 };
