@@ -5,12 +5,23 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Field, FixedSizeList, Float32, Int32, Table, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+import { DataType, Field, FixedSizeList, Float32, Int32, Table, Uint8, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
 
-export type ColumnValues = string[] | Int32Array | Float32Array | number[] | { dim: number; values: Float32Array };
+export type ColumnValues =
+  | string[]
+  | Int32Array
+  | Float32Array
+  | number[]
+  | { dim: number; values: Float32Array }
+  | { dim: number; values: Uint8Array };
 
-/** A column of fixed-size float32 vectors: `values` holds rows * dim numbers, row-major. */
-export function vectorColumn(values: Float32Array, dim: number): { dim: number; values: Float32Array } {
+/**
+ * A column of fixed-size vectors: `values` holds rows * dim numbers, row-major; float32, or uint8
+ * (e.g. pixels: a quarter of the size).
+ */
+export function vectorColumn(values: Float32Array, dim: number): { dim: number; values: Float32Array };
+export function vectorColumn(values: Uint8Array, dim: number): { dim: number; values: Uint8Array };
+export function vectorColumn(values: Float32Array | Uint8Array, dim: number): { dim: number; values: Float32Array | Uint8Array } {
   if (!Number.isInteger(dim) || dim < 1 || values.length % dim !== 0) {
     throw new Error(`vector column: ${values.length} values do not split into rows of ${dim}`);
   }
@@ -26,6 +37,11 @@ function toVector(name: string, column: ColumnValues) {
   if (column instanceof Int32Array) return makeVector(column);
   if (column instanceof Float32Array) return makeVector(column);
   const rows = column.values.length / column.dim;
+  if (column.values instanceof Uint8Array) {
+    const child = makeData({ type: new Uint8(), length: column.values.length, data: column.values });
+    const type = new FixedSizeList(column.dim, new Field("item", new Uint8(), false));
+    return makeVector(makeData({ type, length: rows, nullCount: 0, child }));
+  }
   const child = makeData({ type: new Float32(), length: column.values.length, data: column.values });
   const type = new FixedSizeList(column.dim, new Field("item", new Float32(), false));
   return makeVector(makeData({ type, length: rows, nullCount: 0, child }));
@@ -85,6 +101,27 @@ export function readVectorColumn(table: Table, name: string): { dim: number; val
   for (const chunk of column.data) {
     const child = chunk.children[0];
     const flat = (child.values as Float32Array).subarray(chunk.offset * dim + child.offset, (chunk.offset + chunk.length) * dim + child.offset);
+    values.set(flat, offset);
+    offset += flat.length;
+  }
+  return { dim, values };
+}
+
+/** A fixed-size-list uint8 column back as one flat array and its width. */
+export function readUint8VectorColumn(table: Table, name: string): { dim: number; values: Uint8Array } {
+  const column = table.getChild(name);
+  if (!column) throw new Error(`Arrow table has no column ${name} (columns: ${table.schema.fields.map((f) => f.name).join(", ")})`);
+  const type = column.type;
+  const item = type instanceof FixedSizeList ? type.children[0].type : null;
+  if (!(item && DataType.isInt(item) && item.bitWidth === 8 && !item.isSigned)) {
+    throw new Error(`column ${name} is ${type}, expected a fixed-size list of uint8`);
+  }
+  const dim = (type as FixedSizeList).listSize;
+  const values = new Uint8Array(column.length * dim);
+  let offset = 0;
+  for (const chunk of column.data) {
+    const child = chunk.children[0];
+    const flat = (child.values as Uint8Array).subarray(chunk.offset * dim + child.offset, (chunk.offset + chunk.length) * dim + child.offset);
     values.set(flat, offset);
     offset += flat.length;
   }
