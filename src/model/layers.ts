@@ -4,6 +4,7 @@
  * come out (explicit symmetric padding, eps 1e-5).
  */
 import * as tf from "@tensorflow/tfjs";
+import { matMul2d } from "./matmul";
 
 /** Looks up a weight by its OpenAI state_dict name. */
 export type Weights = (name: string) => tf.Tensor;
@@ -17,7 +18,7 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   const inF = x.shape[x.shape.length - 1];
   const outF = weight.shape[1];
   const flat = x.rank === 2 ? x : tf.reshape(x, [-1, inF]); // [N, in]
-  let y = tf.matMul(flat as tf.Tensor2D, weight as tf.Tensor2D); // [N, out]
+  let y: tf.Tensor = matMul2d(flat as tf.Tensor2D, weight as tf.Tensor2D); // [N, out]
   if (bias) y = tf.add(y, bias);
   return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF as number]);
 }

@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { ClipConfig } from "./config";
 import { Activation, Weights, layerNorm } from "./layers";
 import { causalMask, transformer } from "./attention";
+import { matMul2d } from "./matmul";
 
 /** Row-wise position of the first maximum, like torch.argmax (ties go to the first). */
 export function firstArgmax(ids: Int32Array | Float32Array | Uint8Array, rows: number, cols: number): Int32Array {
@@ -40,5 +41,5 @@ export function encodeTextTransformer(
   const normed = layerNorm(x, w("ln_final.weight"), w("ln_final.bias")); // [B, T, D]
   const rowIndex = Int32Array.from(eotPositions, (pos, b) => b * length + pos);
   const pooled = tf.gather(tf.reshape(normed, [batch * length, t.width]), tf.tensor1d(rowIndex, "int32")); // [B, D]
-  return tf.matMul(pooled as tf.Tensor2D, w("text_projection") as tf.Tensor2D); // [B, embed]
+  return matMul2d(pooled as tf.Tensor2D, w("text_projection") as tf.Tensor2D); // [B, embed]
 }

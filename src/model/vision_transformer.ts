@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { ClipConfig, visionHeads } from "./config";
 import { Activation, Weights, layerNorm } from "./layers";
 import { transformer } from "./attention";
+import { matMul2d } from "./matmul";
 
 /**
  * Non-overlapping patches as rows: [B, H, W, C] -> [B * g * g, P * P * C], each row ordered
@@ -29,7 +30,7 @@ export function encodeImageViT(images: tf.Tensor4D, w: Weights, cfg: ClipConfig,
   const grid = v.image_size / patch;
   const filter = w("visual.conv1.weight"); // [P, P, 3, width] (HWIO)
   const patches = patchify(images, patch); // [B*g*g, P*P*3]
-  const embedded = tf.matMul(patches, tf.reshape(filter, [patch * patch * 3, v.width]) as tf.Tensor2D); // [B*g*g, width]
+  const embedded = matMul2d(patches, tf.reshape(filter, [patch * patch * 3, v.width]) as tf.Tensor2D); // [B*g*g, width]
   const tokens = tf.reshape(embedded, [batch, grid * grid, v.width]); // [B, g*g, width]
   const cls = tf.broadcastTo(tf.reshape(w("visual.class_embedding"), [1, 1, v.width]), [batch, 1, v.width]); // [B, 1, width]
   let x = tf.add(tf.concat([cls, tokens], 1), w("visual.positional_embedding")) as tf.Tensor3D; // [B, g*g+1, width]
@@ -37,5 +38,5 @@ export function encodeImageViT(images: tf.Tensor4D, w: Weights, cfg: ClipConfig,
   x = transformer(x, w, "visual.transformer", v.layers as number, visionHeads(cfg), act);
   const clsOut = tf.reshape(tf.slice(x, [0, 0, 0], [batch, 1, v.width]), [batch, v.width]); // [B, width]
   const pooled = layerNorm(clsOut, w("visual.ln_post.weight"), w("visual.ln_post.bias")); // [B, width]
-  return tf.matMul(pooled as tf.Tensor2D, w("visual.proj") as tf.Tensor2D); // [B, embed]
+  return matMul2d(pooled as tf.Tensor2D, w("visual.proj") as tf.Tensor2D); // [B, embed]
 }
