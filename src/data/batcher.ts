@@ -174,15 +174,15 @@ export class Batcher {
     const top = Math.floor((S - h) / 2);
     const left = Math.floor((S - w) / 2);
     const perImage = S * S * 3;
-    const pixels = new Float32Array(size * perImage);
+    // Without augmentation the pixels are exactly what evaluation sees.
+    const pixels = this.augment ? new Float32Array(size * perImage) : this.pixelsFor(indices);
     const labels = new Int32Array(size);
     const captions: string[] = [];
     const rng = new Random(mixSeed(this.seed, STREAM_BATCH, epoch, step));
     const captionRng = rng.fork();
     const augmentRng = rng.fork();
-    const scratch = this.augment ? new Float32Array(h * w) : null;
 
-    if (S > h || S > w) {
+    if (this.augment && (S > h || S > w)) {
       // Black canvas, then each image is written into its centre.
       const [p0, p1, p2] = this.padValue;
       for (let i = 0; i < pixels.length; i += 3) {
@@ -191,6 +191,7 @@ export class Batcher {
         pixels[i + 2] = p2;
       }
     }
+    const scratch = this.augment ? new Float32Array(h * w) : null;
     const t = this.table;
     for (let b = 0; b < size; b++) {
       const idx = indices[b];
@@ -218,17 +219,6 @@ export class Batcher {
             }
           }
         }
-      } else {
-        for (let y = 0; y < h; y++) {
-          let o = base + ((top + y) * S + left) * 3;
-          const row = src + y * w;
-          for (let x = 0; x < w; x++, o += 3) {
-            const v = images[row + x];
-            pixels[o] = t[v];
-            pixels[o + 1] = t[256 + v];
-            pixels[o + 2] = t[512 + v];
-          }
-        }
       }
       if (this.captions) {
         // Attributes are measured on the original image, so augmentation never changes a caption.
@@ -237,6 +227,43 @@ export class Batcher {
       }
     }
     return { pixels, labels, captions, indices, size, epoch, step };
+  }
+
+  /**
+   * Unaugmented pixels `[indices.length, S, S, 3]` of the given images, in the given order:
+   * what evaluation feeds the model.
+   */
+  pixelsFor(indices: Int32Array | readonly number[]): Float32Array {
+    const { height: h, width: w, images, count } = this.data;
+    const S = this.imageSize;
+    const top = Math.floor((S - h) / 2);
+    const left = Math.floor((S - w) / 2);
+    const perImage = S * S * 3;
+    const pixels = new Float32Array(indices.length * perImage);
+    const [p0, p1, p2] = this.padValue;
+    if (S > h || S > w) {
+      for (let i = 0; i < pixels.length; i += 3) {
+        pixels[i] = p0;
+        pixels[i + 1] = p1;
+        pixels[i + 2] = p2;
+      }
+    }
+    const t = this.table;
+    for (let b = 0; b < indices.length; b++) {
+      const idx = indices[b];
+      if (!Number.isInteger(idx) || idx < 0 || idx >= count) throw new RangeError(`Batcher.pixelsFor: index ${idx} outside [0, ${count})`);
+      for (let y = 0; y < h; y++) {
+        let o = b * perImage + ((top + y) * S + left) * 3;
+        const row = idx * h * w + y * w;
+        for (let x = 0; x < w; x++, o += 3) {
+          const v = images[row + x];
+          pixels[o] = t[v];
+          pixels[o + 1] = t[256 + v];
+          pixels[o + 2] = t[512 + v];
+        }
+      }
+    }
+    return pixels;
   }
 
   /** The next batch of the cursor, which then moves on (to the next epoch after the last step). */

@@ -1,0 +1,221 @@
+/**
+ * Training a CLIP from scratch (or on from a checkpoint) on labelled images with generated
+ * captions, open_clip style: AdamW, warm-up + cosine, gradient clipping, the temperature clamp,
+ * evaluation after every epoch, checkpoints that resume exactly.
+ * CLIP: https://arxiv.org/abs/2103.00020; open_clip: https://github.com/mlfoundations/open_clip
+ */
+import * as tf from "@tensorflow/tfjs";
+import { Clip } from "../model/clip";
+import { Batcher } from "../data/batcher";
+import { CaptionSet } from "../data/captions";
+import { loadFashionMnist, type LabelledImages } from "../data/fashion_mnist";
+import { tokenizeToIds } from "../text/tokenize";
+import { cosineLr } from "./schedule";
+import { ClipOptimizer, NonFiniteLossError, trainStep } from "./step";
+import { TrainOptions, resolveTrainOptions } from "./options";
+import { EvalResult, evaluateClip } from "./evaluate";
+import {
+  EvalRecord,
+  StepRecord,
+  loadRunCheckpoint,
+  readStepRecords,
+  saveRunCheckpoint,
+  writeEvalRecords,
+  writeStepRecords,
+} from "./run_state";
+
+export interface StepEvent extends StepRecord {
+  stepsPerEpoch: number;
+  totalSteps: number;
+  /** Image-text pairs per second over this process's steps so far. */
+  pairsPerSecond: number;
+}
+
+export interface EpochEvent {
+  epoch: number;
+  step: number;
+  eval: EvalResult;
+  trainSeconds: number;
+}
+
+export interface TrainCallbacks {
+  onStart?(info: { totalSteps: number; stepsPerEpoch: number; startStep: number; params: number; model: Clip }): void;
+  onStep?(event: StepEvent): void;
+  onEpochEnd?(event: EpochEvent): void;
+  onCheckpoint?(file: string, step: number): void;
+}
+
+export interface TrainResult {
+  steps: number;
+  epochs: number;
+  pairsPerSecond: number;
+  /** Seconds spent in training steps (this process), excluding evaluation and checkpoints. */
+  trainSeconds: number;
+  wallSeconds: number;
+  finalLoss: number;
+  checkpoint: string | null;
+  zeroShotTop1: number;
+  final: EvalResult;
+  /** Why the loop ended. */
+  stopped: "completed" | "maxSteps" | "timeLimit" | "stopAfterSteps";
+  history: StepRecord[];
+  evals: EvalRecord[];
+}
+
+export class TrainingDivergedError extends Error {
+  override name = "TrainingDivergedError";
+}
+
+export interface TrainData {
+  train: LabelledImages;
+  test: LabelledImages;
+  captions?: CaptionSet;
+}
+
+/** Trains and returns the model alongside the result; the caller disposes `model`. */
+export async function trainClip(
+  input: Partial<TrainOptions>,
+  callbacks: TrainCallbacks = {},
+  data?: TrainData,
+): Promise<TrainResult & { model: Clip }> {
+  const opts = resolveTrainOptions(input);
+  const wallStart = performance.now();
+  const train = data?.train ?? loadFashionMnist("train", { dataDir: opts.dataDir, limit: opts.trainLimit });
+  const test = data?.test ?? loadFashionMnist("test", { dataDir: opts.dataDir });
+  const captions = data?.captions ?? CaptionSet.load();
+
+  let clip: Clip;
+  let startStep = 0;
+  let restore: ((o: ClipOptimizer) => void) | undefined;
+  let history: StepRecord[] = [];
+  if (opts.resume) {
+    const loaded = await loadRunCheckpoint(opts.outDir!, opts);
+    clip = loaded.clip;
+    startStep = loaded.step;
+    restore = loaded.restore;
+    history = readStepRecords(opts.outDir!).filter((r) => r.step < startStep);
+  } else {
+    clip = Clip.create(opts.model, { seed: opts.seed });
+  }
+  const optimizer = new ClipOptimizer(clip, opts.loss, { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay });
+  try {
+    restore?.(optimizer);
+    const size = clip.config.vision_cfg.image_size;
+    const ctx = clip.config.text_cfg.context_length;
+    const batcher = new Batcher(train, { batchSize: opts.batchSize, seed: opts.seed, imageSize: size, augment: opts.augment ?? undefined, captions });
+    const stepsPerEpoch = batcher.stepsPerEpoch;
+    const totalSteps = Math.min(opts.epochs * stepsPerEpoch, opts.maxSteps ?? Infinity);
+    const schedule = { baseLr: opts.lr, warmupSteps: Math.min(opts.warmupSteps, totalSteps), totalSteps };
+    callbacks.onStart?.({ totalSteps, stepsPerEpoch, startStep, params: clip.numParams(), model: clip });
+
+    const evals: EvalRecord[] = [];
+    let trainSeconds = 0;
+    let stepsThisRun = 0;
+    let checkpoint: string | null = null;
+    let stopped: TrainResult["stopped"] = totalSteps < opts.epochs * stepsPerEpoch ? "maxSteps" : "completed";
+    const save = async (step: number) => {
+      if (!opts.outDir) return;
+      checkpoint = await saveRunCheckpoint(opts.outDir, optimizer, opts, { step });
+      writeStepRecords(opts.outDir, history);
+      if (evals.length) writeEvalRecords(opts.outDir, evals);
+      callbacks.onCheckpoint?.(checkpoint, step);
+    };
+    const evaluate = (limit: number) =>
+      evaluateClip(clip, test, captions, { zeroShotLimit: limit, retrievalLimit: opts.retrievalLimit, seed: opts.seed + 1 });
+    const recordEval = (epoch: number, step: number, r: EvalResult) => {
+      evals.push({
+        epoch,
+        step,
+        zeroShotTop1: r.zeroShotTop1,
+        zeroShotTop5: r.zeroShotTop5,
+        recallAt1ImageToText: r.recallAt1.imageToText,
+        recallAt1TextToImage: r.recallAt1.textToImage,
+        recallAt5ImageToText: r.recallAt5.imageToText,
+        recallAt5TextToImage: r.recallAt5.textToImage,
+        trainSeconds,
+      });
+    };
+
+    let step = startStep;
+    while (step < totalSteps) {
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const batch = batcher.batchAt(epoch, step % stepsPerEpoch);
+      const ids = tokenizeToIds(batch.captions, { contextLength: ctx, truncate: true });
+      const flat = new Int32Array(batch.size * ctx);
+      ids.forEach((row, i) => flat.set(row, i * ctx));
+      const lr = cosineLr(step, schedule);
+      const t0 = performance.now();
+      const pixels = tf.tensor4d(batch.pixels, [batch.size, size, size, 3]);
+      const tokens = tf.tensor2d(flat, [batch.size, ctx], "int32");
+      let result;
+      try {
+        result = trainStep(optimizer, pixels, tokens, lr, opts.gradClipNorm);
+      } catch (err) {
+        if (err instanceof NonFiniteLossError) {
+          const where = checkpoint ?? (opts.resume ? `${opts.outDir}/model.safetensors` : null);
+          throw new TrainingDivergedError(
+            `training diverged at step ${step} (epoch ${epoch}): ${err.message}; ${where ? `last good checkpoint: ${where}` : "no checkpoint was written"}`,
+          );
+        }
+        throw err;
+      } finally {
+        tf.dispose([pixels, tokens]);
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      trainSeconds += seconds;
+      stepsThisRun += 1;
+      step += 1;
+      const record: StepRecord = { step: step - 1, epoch, loss: result.loss, lr, logitScale: clip.logitScale.dataSync()[0], gradNorm: result.gradNorm, seconds };
+      history.push(record);
+      callbacks.onStep?.({ ...record, stepsPerEpoch, totalSteps, pairsPerSecond: (stepsThisRun * opts.batchSize) / trainSeconds });
+
+      const endOfEpoch = step % stepsPerEpoch === 0 && step < totalSteps;
+      if (endOfEpoch) {
+        const r = evaluate(opts.evalLimit);
+        recordEval(epoch, step, r);
+        callbacks.onEpochEnd?.({ epoch, step, eval: r, trainSeconds });
+        await save(step);
+      } else if (opts.checkpointEvery && step % opts.checkpointEvery === 0) {
+        await save(step);
+      }
+      if (opts.stopAfterSteps && stepsThisRun >= opts.stopAfterSteps && step < totalSteps) {
+        stopped = "stopAfterSteps";
+        if (!endOfEpoch) await save(step);
+        break;
+      }
+      if (opts.timeLimitSeconds !== undefined && trainSeconds >= opts.timeLimitSeconds && step < totalSteps) {
+        stopped = "timeLimit";
+        break;
+      }
+    }
+
+    const final = evaluate(opts.finalEvalLimit);
+    const lastEpoch = Math.floor((step - 1) / stepsPerEpoch);
+    recordEval(lastEpoch, step, final);
+    if (stopped !== "stopAfterSteps") {
+      callbacks.onEpochEnd?.({ epoch: lastEpoch, step, eval: final, trainSeconds });
+      await save(step);
+    }
+    const last = history[history.length - 1];
+    return {
+      model: clip,
+      steps: step,
+      epochs: step / stepsPerEpoch,
+      pairsPerSecond: stepsThisRun ? (stepsThisRun * opts.batchSize) / trainSeconds : 0,
+      trainSeconds,
+      wallSeconds: (performance.now() - wallStart) / 1000,
+      finalLoss: last ? last.loss : NaN,
+      checkpoint,
+      zeroShotTop1: final.zeroShotTop1,
+      final,
+      stopped,
+      history,
+      evals,
+    };
+  } catch (err) {
+    clip.dispose();
+    throw err;
+  } finally {
+    optimizer.dispose();
+  }
+}
