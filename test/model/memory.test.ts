@@ -8,7 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Clip } from "../../src/model/clip";
 import { clipLoss } from "../../src/loss/info_nce";
 import { sigLipLoss } from "../../src/loss/siglip";
-import { useBackend } from "../helpers/fixtures";
+import { initBackend } from "../../src/backend";
 
 /** Runs `step` a few times; the tensor count after each call must equal the count after the first. */
 function assertNoGrowth(label: string, step: () => void, repeats = 4): void {
@@ -20,10 +20,14 @@ function assertNoGrowth(label: string, step: () => void, repeats = 4): void {
   }
 }
 
+// wasm first: initBackend registers the kernels WASM lacks for gradients (embedding, conv filter).
+for (const backend of ["wasm", "cpu"] as const)
 for (const preset of ["ViT-Tiny-28", "RN-Tiny-32"]) {
-  describe(`${preset} memory on cpu`, () => {
+  describe(`${preset} memory on ${backend}`, () => {
     it("encoders, forward, losses and a gradient step leak nothing", async () => {
-      await useBackend("cpu");
+      if (backend === "wasm") await initBackend({ prefer: "wasm" });
+      else await tf.setBackend("cpu");
+      assert.equal(tf.getBackend(), backend);
       const clip = Clip.create(preset, { seed: 0 });
       const size = clip.config.vision_cfg.image_size;
       const images = tf.randomNormal([4, size, size, 3], 0, 1, "float32", 1) as tf.Tensor4D;
