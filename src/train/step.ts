@@ -79,6 +79,10 @@ export function trainStep(
   const byName: Record<string, tf.Tensor> = {};
   for (const p of opt.params) byName[p.name] = grads[p.variable.name];
   const { norm, clipped } = clipGradNorm(byName, gradClipNorm ?? Infinity);
+  if (!Number.isFinite(norm)) {
+    tf.dispose(Object.values(clipped));
+    throw new NonFiniteLossError(`loss is ${loss} but the gradient norm is ${norm}`);
+  }
   opt.adamw.apply(clipped, lr);
   tf.dispose(Object.values(clipped));
   tf.tidy(() => clip.logitScale.assign(tf.clipByValue(clip.logitScale, 0, MAX_LOGIT_SCALE)));

@@ -62,6 +62,13 @@ export interface TrainResult {
   evals: EvalRecord[];
 }
 
+function allFinite(clip: Clip): boolean {
+  return tf.tidy(() => {
+    const flags = [...clip.params.values()].map((p) => tf.all(tf.isFinite(p)));
+    return tf.all(tf.stack(flags)).dataSync()[0] === 1;
+  });
+}
+
 export class TrainingDivergedError extends Error {
   override name = "TrainingDivergedError";
 }
@@ -115,6 +122,12 @@ export async function trainClip(
     let stopped: TrainResult["stopped"] = totalSteps < opts.epochs * stepsPerEpoch ? "maxSteps" : "completed";
     const save = async (step: number) => {
       if (!opts.outDir) return;
+      // Never replace the last good checkpoint with weights that have blown up.
+      if (!allFinite(clip)) {
+        throw new TrainingDivergedError(
+          `training diverged by step ${step - 1}: weights are not finite; ${checkpoint ? `last good checkpoint: ${checkpoint}` : "no checkpoint was written"}`,
+        );
+      }
       checkpoint = await saveRunCheckpoint(opts.outDir, optimizer, opts, { step });
       writeStepRecords(opts.outDir, history);
       if (evals.length) writeEvalRecords(opts.outDir, evals);
