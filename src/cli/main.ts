@@ -4,10 +4,13 @@
  */
 import { CliIO, UsageError, processIO } from "./io";
 import { EMBED_USAGE, embedCommand } from "./embed";
+import { EVAL_USAGE, TRAIN_USAGE, evalCommand, trainCommand } from "./train";
 
 type Command = (argv: string[], io: CliIO) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; usage: string; summary: string }> = {
+  train: { run: trainCommand, usage: TRAIN_USAGE, summary: "train a CLIP on Fashion-MNIST (checkpoints, metrics, resume)" },
+  eval: { run: evalCommand, usage: EVAL_USAGE, summary: "zero-shot accuracy and retrieval of a checkpoint on Fashion-MNIST" },
   embed: { run: embedCommand, usage: EMBED_USAGE, summary: "image and text embeddings to an Arrow file, with their cosine matrix" },
 };
 

@@ -1,0 +1,73 @@
+/** `cliplab train` and `cliplab eval` in-process, on a small Fashion-MNIST slice written as IDX files. */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+import { main } from "../../src/cli/main";
+import { encodeIdx } from "../../src/data/idx";
+import { FASHION_MNIST_FILES, loadFashionMnist } from "../../src/data/fashion_mnist";
+import { tmpDir } from "../helpers/fixtures";
+
+/** A --data-dir with the first `train` / `test` images of the real data, in the same four files. */
+function sliceDataDir(train: number, test: number): string {
+  const dir = tmpDir();
+  for (const [split, n] of [["train", train], ["test", test]] as const) {
+    const d = loadFashionMnist(split, { limit: n });
+    fs.writeFileSync(path.join(dir, FASHION_MNIST_FILES[split].images), zlib.gzipSync(encodeIdx([n, 28, 28], d.images)));
+    fs.writeFileSync(path.join(dir, FASHION_MNIST_FILES[split].labels), zlib.gzipSync(encodeIdx([n], d.labels)));
+  }
+  return dir;
+}
+
+async function run(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out, err };
+}
+
+describe("cliplab train / eval", () => {
+  const data = sliceDataDir(256, 100);
+  const runDir = path.join(tmpDir(), "run");
+
+  it("trains, checkpoints, and prints the JSON summary last", async () => {
+    const r = await run(["train", "--max-steps", "4", "--batch", "32", "--data-dir", data, "--out", runDir, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    for (const key of ["steps", "epochs", "pairsPerSecond", "wallSeconds", "finalLoss", "checkpoint", "zeroShotTop1"]) assert.ok(key in summary, key);
+    assert.equal(summary.steps, 4);
+    assert.equal(summary.checkpoint, path.join(runDir, "model.safetensors"));
+    assert.ok(summary.zeroShotTop1 >= 0 && summary.zeroShotTop1 <= 1);
+    assert.ok(r.err.some((l) => /^training [\d,]+ parameters for 4 steps/.test(l)));
+  });
+
+  it("resumes a finished run without training further", async () => {
+    const r = await run(["train", "--max-steps", "4", "--batch", "32", "--data-dir", data, "--out", runDir, "--resume", "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    assert.equal(JSON.parse(r.out[r.out.length - 1]).steps, 4);
+    const changed = await run(["train", "--max-steps", "4", "--batch", "16", "--data-dir", data, "--out", runDir, "--resume"]);
+    assert.equal(changed.code, 1);
+    assert.match(changed.err[changed.err.length - 1], /^cliplab train: cannot resume .*: option batchSize was 32, now 16$/);
+  });
+
+  it("evaluates a checkpoint", async () => {
+    const r = await run(["eval", "--checkpoint", path.join(runDir, "model.safetensors"), "--data-dir", data, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const e = JSON.parse(r.out[r.out.length - 1]);
+    assert.ok(e.zeroShotTop1 <= e.zeroShotTop5);
+    assert.ok("imageToText" in e.recallAt1 && "textToImage" in e.recallAt5);
+  });
+
+  it("bad arguments exit 2, bad files exit 1 with one line", async () => {
+    assert.equal((await run(["train", "--loss", "hinge"])).code, 2);
+    assert.equal((await run(["train", "--resume"])).code, 2);
+    assert.equal((await run(["train", "--batch", "0"])).code, 2);
+    const missing = await run(["eval", "--checkpoint", path.join(data, "nope.safetensors")]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err[missing.err.length - 1], /^cliplab eval: .*nope\.safetensors/);
+    const noData = await run(["train", "--max-steps", "1", "--data-dir", path.join(data, "absent"), "--out", path.join(tmpDir(), "x")]);
+    assert.equal(noData.code, 1);
+    assert.match(noData.err[noData.err.length - 1], /^cliplab train: .*absent.*(dataset-fashion-mnist|--data-dir)/);
+  });
+});
