@@ -31,5 +31,25 @@ export { preprocessImage, loadImages, normalizePixels, CLIP_MEAN, CLIP_STD } fro
 export { clipLoss, clipLogits, infoNceFromLogits } from "./loss/info_nce";
 export { sigLipLoss } from "./loss/siglip";
 
+// Data
+export { loadFashionMnist, FASHION_MNIST_CLASSES, CaptionSet, Batcher, augmentBatch, readIdx } from "./data";
+export { exportSplitArrow, importSplitArrow, exportEmbeddingsArrow, importEmbeddingsArrow } from "./data";
+export type { LabelledImages, Batch, AugmentConfig } from "./data";
+
+// Training
+export { trainClip, TrainingDivergedError } from "./train/trainer";
+export type { TrainCallbacks, TrainResult, StepEvent, EpochEvent } from "./train/trainer";
+export { TRAIN_DEFAULTS } from "./train/options";
+export type { TrainOptions } from "./train/options";
+export { AdamW } from "./train/adamw";
+export { cosineLr } from "./train/schedule";
+export { evaluateClip } from "./train/evaluate";
+
+// Evaluation
+export { zeroShotClassifier, ensembleWeights } from "./eval/zero_shot";
+export type { ZeroShotClassifier, ZeroShotEvaluation } from "./eval/zero_shot";
+export { recallAtK, recallAtKByLabel, medianRank, retrievalMetrics } from "./eval/retrieval";
+export { modalityGap } from "./eval/modality_gap";
+
 // Utilities
 export { Random } from "./util/random";
