@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { DataType, Field, FixedSizeList, Float32, Int32, Table, Uint8, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+import { DataType, Field, Precision, FixedSizeList, Float32, Int32, Table, Uint8, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
 
 export type ColumnValues =
   | string[]
@@ -89,43 +89,40 @@ export function readArrowFile(file: string): Table {
   }
 }
 
-/** A fixed-size-list float32 column back as one flat array and its width. */
-export function readVectorColumn(table: Table, name: string): { dim: number; values: Float32Array } {
+/** Copies a fixed-size-list column (all chunks) into one flat typed array. */
+function readFixedSizeList<T extends Float32Array | Uint8Array>(
+  table: Table,
+  name: string,
+  what: string,
+  isItem: (item: DataType) => boolean,
+  make: (n: number) => T,
+): { dim: number; values: T } {
   const column = table.getChild(name);
   if (!column) throw new Error(`Arrow table has no column ${name} (columns: ${table.schema.fields.map((f) => f.name).join(", ")})`);
   const type = column.type;
-  if (!(type instanceof FixedSizeList)) throw new Error(`column ${name} is ${type}, expected a fixed-size list of float32`);
+  if (!(type instanceof FixedSizeList) || !isItem(type.children[0].type)) {
+    throw new Error(`column ${name} is ${type}, expected a fixed-size list of ${what}`);
+  }
   const dim = type.listSize;
-  const values = new Float32Array(column.length * dim);
+  const values = make(column.length * dim);
   let offset = 0;
   for (const chunk of column.data) {
     const child = chunk.children[0];
-    const flat = (child.values as Float32Array).subarray(chunk.offset * dim + child.offset, (chunk.offset + chunk.length) * dim + child.offset);
+    const flat = (child.values as T).subarray(chunk.offset * dim + child.offset, (chunk.offset + chunk.length) * dim + child.offset);
     values.set(flat, offset);
     offset += flat.length;
   }
   return { dim, values };
 }
 
+/** A fixed-size-list float32 column back as one flat array and its width. */
+export function readVectorColumn(table: Table, name: string): { dim: number; values: Float32Array } {
+  return readFixedSizeList(table, name, "float32", (t) => DataType.isFloat(t) && t.precision === Precision.SINGLE, (n) => new Float32Array(n));
+}
+
 /** A fixed-size-list uint8 column back as one flat array and its width. */
 export function readUint8VectorColumn(table: Table, name: string): { dim: number; values: Uint8Array } {
-  const column = table.getChild(name);
-  if (!column) throw new Error(`Arrow table has no column ${name} (columns: ${table.schema.fields.map((f) => f.name).join(", ")})`);
-  const type = column.type;
-  const item = type instanceof FixedSizeList ? type.children[0].type : null;
-  if (!(item && DataType.isInt(item) && item.bitWidth === 8 && !item.isSigned)) {
-    throw new Error(`column ${name} is ${type}, expected a fixed-size list of uint8`);
-  }
-  const dim = (type as FixedSizeList).listSize;
-  const values = new Uint8Array(column.length * dim);
-  let offset = 0;
-  for (const chunk of column.data) {
-    const child = chunk.children[0];
-    const flat = (child.values as Uint8Array).subarray(chunk.offset * dim + child.offset, (chunk.offset + chunk.length) * dim + child.offset);
-    values.set(flat, offset);
-    offset += flat.length;
-  }
-  return { dim, values };
+  return readFixedSizeList(table, name, "uint8", (t) => DataType.isInt(t) && t.bitWidth === 8 && !t.isSigned, (n) => new Uint8Array(n));
 }
 
 export { Int32 };

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { main } from "../../src/cli/main";
+import { runCli as run } from "../helpers/cli";
 import { readArrowFile, readVectorColumn } from "../../src/io/arrow";
 import { loadCheckpoint } from "../../src/io/checkpoint";
 import { loadImages } from "../../src/image/preprocess";
@@ -15,12 +15,6 @@ const ROOT = path.join(__dirname, "..", "..");
 const IMAGES = ["stripes.png", "rings.png"].map((f) => path.join(ROOT, "assets", "examples", f));
 const TEXTS = ["a photo of a dog on the grass", "concentric rings with a square"];
 
-async function run(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err };
-}
 
 describe("cliplab embed", () => {
   it("writes one Arrow row per input, equal to the model's features, and prints the cosine matrix", async () => {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { main } from "../../src/cli/main";
+import { runCli as run } from "../helpers/cli";
 import { encodeIdx } from "../../src/data/idx";
 import { FASHION_MNIST_FILES, loadFashionMnist } from "../../src/data/fashion_mnist";
 import { tmpDir } from "../helpers/fixtures";
@@ -20,12 +20,6 @@ function sliceDataDir(train: number, test: number): string {
   return dir;
 }
 
-async function run(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out, err };
-}
 
 describe("cliplab train / eval", () => {
   const data = sliceDataDir(256, 100);
