@@ -10,7 +10,7 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { loadFashionMnist } from "../../src/data/fashion_mnist";
 import { CaptionSet } from "../../src/data/captions";
-import { trainClip, TrainingDivergedError } from "../../src/train/trainer";
+import { packTokens, trainClip, TrainingDivergedError } from "../../src/train/trainer";
 import { ClipOptimizer, MAX_LOGIT_SCALE, trainStep } from "../../src/train/step";
 import { readStepRecords } from "../../src/train/run_state";
 import { Clip } from "../../src/model/clip";
@@ -109,6 +109,13 @@ describe("trainClip", () => {
       opt.dispose();
       clip.dispose();
     }
+  });
+
+  it("packTokens cuts rows to the longest caption, keeping inner zeros", () => {
+    const rows = [Int32Array.from([49406, 5, 0, 7, 49407, 0, 0, 0]), Int32Array.from([49406, 49407, 0, 0, 0, 0, 0, 0])];
+    const { ids, length } = packTokens(rows);
+    assert.equal(length, 5);
+    assert.deepEqual(Array.from(ids), [49406, 5, 0, 7, 49407, 49406, 49407, 0, 0, 0]);
   });
 
   it("rejects unknown and out-of-range options in one line", async () => {
