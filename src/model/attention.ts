@@ -71,7 +71,12 @@ export function transformer(
   mask?: tf.Tensor,
 ): tf.Tensor3D {
   let h = x;
-  for (let i = 0; i < layers; i++) h = residualAttentionBlock(h, w, `${prefix}.resblocks.${i}`, heads, act, mask);
+  // A tidy per block frees its intermediates as soon as the block is done (inference peaks at one
+  // block's activations, not all of them); under a gradient tape the saved tensors are kept.
+  for (let i = 0; i < layers; i++) {
+    const input = h;
+    h = tf.tidy(() => residualAttentionBlock(input, w, `${prefix}.resblocks.${i}`, heads, act, mask));
+  }
   return h;
 }
 

@@ -53,6 +53,9 @@ export function encodeImageResNet(images: tf.Tensor4D, w: Weights, cfg: ClipConf
   x = convBnRelu(x, w, "visual.conv2", "visual.bn2", 1);
   x = convBnRelu(x, w, "visual.conv3", "visual.bn3", 1); // [B, H/2, W/2, width]
   x = avgPool(x, 2); // [B, H/4, W/4, width]
-  for (const block of resnetPlan(cfg)) x = bottleneck(x, w, block.prefix, block.stride, block.downsample);
+  for (const block of resnetPlan(cfg)) {
+    const input = x;
+    x = tf.tidy(() => bottleneck(input, w, block.prefix, block.stride, block.downsample));
+  }
   return attentionPool(x, w, visionHeads(cfg)); // [B, embed]
 }

@@ -1,0 +1,150 @@
+/**
+ * `npm run bench [-- options]`: cliplab's benchmarks next to PyTorch on this machine.
+ *
+ * Each suite is a module (bench/<suite>.ts) with a PyTorch counterpart subcommand in
+ * bench/torch_peer.py; results go to bench/out/<suite>.json. Suites run one after another.
+ *
+ *   --only=a,b          run only these suites (default: all)
+ *   --image-batch=N     encoders: images per call (default 8)
+ *   --text-batch=N      encoders: texts per call (default 16; larger batches overflow the 4 GiB WASM heap, see RESULTS.md)
+ *   --iters=N           encoders: timed calls per encoder (default 5)
+ *   --warmup=N          encoders: untimed calls first (default 1)
+ *   --budget=S          encoders: stop an encoder's timed rounds after S seconds, both sides (default 40)
+ *   --quiet-wait=S      encoders: wait up to S s for other processes to go quiet before timing (default 10)
+ *   --threads=N         threads requested from tfjs WASM and given to torch (default 2)
+ *   --torch-omp-wait=W  passive (default), active or inherit: OMP_WAIT_POLICY for the PyTorch peer
+ *                       (an OMP_WAIT_POLICY already in the environment wins)
+ *   --seed=N            model and input seed (default 0)
+ *   --no-torch          skip the PyTorch peer
+ *   --no-parity         skip the feature comparison on our weights
+ */
+import { DEFAULT_ENCODER_OPTIONS, EncoderBenchOptions, runEncoderBench } from "./encoders";
+import { initBackend, shutdownBackend } from "../src/backend";
+import { BenchContext, machineInfo } from "./common";
+
+/** Bad command-line use: reported as one line, without a stack. */
+class UsageError extends Error {}
+
+interface Suite {
+  name: string;
+  describe: string;
+  run: (args: Map<string, string>, ctx: BenchContext) => Promise<unknown>;
+}
+
+const SUITES: Suite[] = [
+  {
+    name: "encoders",
+    describe: "ViT-B-32 image and text encoder throughput, tfjs vs PyTorch",
+    run: (args, ctx) => runEncoderBench(encoderOptions(args), ctx),
+  },
+  // Training benchmarks go here.
+];
+
+function parseArgs(argv: string[]): Map<string, string> {
+  const args = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) throw new UsageError(`unexpected argument ${JSON.stringify(a)} (options look like --name=value)`);
+    const eq = a.indexOf("=");
+    if (eq > 0) args.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (a.startsWith("--no-")) args.set(a.slice(5), "false");
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) args.set(a.slice(2), argv[++i]);
+    else args.set(a.slice(2), "true");
+  }
+  return args;
+}
+
+function intArg(args: Map<string, string>, name: string, fallback: number, min = 1): number {
+  const raw = args.get(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function boolArg(args: Map<string, string>, name: string, fallback: boolean): boolean {
+  const raw = args.get(name);
+  if (raw === undefined) return fallback;
+  if (raw === "true" || raw === "false") return raw === "true";
+  throw new UsageError(`--${name} takes no value (or use --no-${name})`);
+}
+
+function choiceArg<T extends string>(args: Map<string, string>, name: string, choices: readonly T[], fallback: T): T {
+  const raw = args.get(name);
+  if (raw === undefined) return fallback;
+  if ((choices as readonly string[]).includes(raw)) return raw as T;
+  throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got ${JSON.stringify(raw)}`);
+}
+
+function encoderOptions(args: Map<string, string>): EncoderBenchOptions {
+  const d = DEFAULT_ENCODER_OPTIONS;
+  const iters = intArg(args, "iters", d.imageIters);
+  return {
+    ...d,
+    imageBatch: intArg(args, "image-batch", d.imageBatch),
+    textBatch: intArg(args, "text-batch", d.textBatch),
+    imageIters: iters,
+    textIters: iters,
+    warmup: intArg(args, "warmup", d.warmup, 0),
+    budgetSeconds: intArg(args, "budget", d.budgetSeconds),
+    quietWaitSeconds: intArg(args, "quiet-wait", d.quietWaitSeconds, 0),
+    torchOmpWait: choiceArg(args, "torch-omp-wait", ["passive", "active", "inherit"] as const, d.torchOmpWait),
+    threads: intArg(args, "threads", d.threads),
+    seed: intArg(args, "seed", d.seed, 0),
+    torch: boolArg(args, "torch", d.torch),
+    parity: boolArg(args, "parity", d.parity),
+  };
+}
+
+const KNOWN = new Set(["only", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "parity", "help"]);
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.has("help")) {
+    console.log("npm run bench [-- --only=<suites>] [options]; suites:");
+    for (const s of SUITES) console.log(`  ${s.name.padEnd(10)} ${s.describe}`);
+    console.log("options: see the header of bench/run.ts");
+    return;
+  }
+  for (const k of args.keys()) if (!KNOWN.has(k)) throw new UsageError(`unknown option --${k} (see bench/run.ts)`);
+  const only = args.get("only")?.split(",").filter(Boolean);
+  const unknown = only?.filter((n) => !SUITES.some((s) => s.name === n)) ?? [];
+  if (unknown.length) throw new UsageError(`unknown suite(s) ${unknown.join(", ")}; known: ${SUITES.map((s) => s.name).join(", ")}`);
+  const selected = SUITES.filter((s) => !only || only.includes(s.name));
+
+  const machine = machineInfo();
+  console.log(`cliplab bench: ${machine.cpuModel}, ${machine.logicalCpus} CPUs, ${machine.totalMemGb} GB, Node ${machine.node}`);
+  const started = performance.now();
+  const backend = await startBackend(intArg(args, "threads", DEFAULT_ENCODER_OPTIONS.threads));
+  console.log(`tfjs backend: ${backend.reason}${backend.note ? `; ${backend.note}` : ""}`);
+  try {
+    for (const suite of selected) {
+      console.log(`\n== ${suite.name}: ${suite.describe}`);
+      await suite.run(args, { machine, backend });
+    }
+  } finally {
+    await shutdownBackend();
+  }
+  console.log(`\nbench finished in ${((performance.now() - started) / 1000).toFixed(0)}s`);
+}
+
+/**
+ * The WASM backend with the requested threads, the same count PyTorch gets. If multi-threaded
+ * WASM cannot start here, measure single-threaded and say so rather than not at all.
+ */
+async function startBackend(threads: number): Promise<BenchContext["backend"]> {
+  try {
+    return { ...(await initBackend({ prefer: "wasm", threads })), requestedThreads: threads };
+  } catch (err) {
+    if (threads === 1) throw err;
+    const note = `${threads} threads requested but unavailable (${err instanceof Error ? err.message : String(err)}); measured with 1`;
+    await shutdownBackend();
+    return { ...(await initBackend({ prefer: "wasm", threads: 1 })), requestedThreads: threads, note };
+  }
+}
+
+main().catch((err) => {
+  const usage = err instanceof UsageError;
+  console.error(`bench failed: ${usage ? err.message : err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  process.exitCode = 1;
+});

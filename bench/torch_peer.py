@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""PyTorch peer for `npm run bench`: the same models as cliplab, measured in PyTorch.
+
+Subcommands (one per benchmark suite; later suites add their own):
+
+  encoders  OpenAI CLIP ViT-B/32 image and text encoder throughput (float32, eval mode,
+            no autograd), optionally followed by a feature-parity check against cliplab's
+            weights and features.
+
+One-shot use prints exactly one JSON line on stdout (diagnostics go to stderr); exit status 0
+on success. `encoders --serve` instead answers JSON-line commands on stdin, one call at a time,
+so that bench/encoders.ts can interleave PyTorch and tfjs calls (both then see the same load
+from whatever else runs on the machine):
+
+  {"cmd": "time", "kind": "image"|"text", "batch": N}  -> {"ok": true, "seconds": s, "cpu_seconds": c}
+  {"cmd": "parity", "dir": path}                      -> {"ok": true, "parity": {...}}
+  {"cmd": "exit"}                                     -> {"ok": true, "peak_rss_mb": ...}, then exits
+
+The model is written here from the architecture description of OpenAI's CLIP
+(https://github.com/openai/CLIP/blob/main/clip/model.py): module names follow OpenAI's
+state_dict names so a cliplab checkpoint loads with `load_state_dict(strict=True)`.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import resource
+import statistics
+import struct
+import sys
+import time
+
+import torch
+from torch import nn
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class Mlp(nn.Module):
+    def __init__(self, width, hidden):
+        super().__init__()
+        self.c_fc = nn.Linear(width, hidden)
+        self.gelu = QuickGELU()
+        self.c_proj = nn.Linear(hidden, width)
+
+    def forward(self, x):
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-LN block; x is [T, B, D] (sequence first, as nn.MultiheadAttention's default)."""
+
+    def __init__(self, width, heads, attn_mask=None):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads)
+        self.ln_1 = nn.LayerNorm(width)
+        self.mlp = Mlp(width, 4 * width)
+        self.ln_2 = nn.LayerNorm(width)
+        self.attn_mask = attn_mask  # a plain attribute, not a buffer (not in the state_dict)
+
+    def forward(self, x):
+        h = self.ln_1(x)
+        x = x + self.attn(h, h, h, need_weights=False, attn_mask=self.attn_mask)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, width, layers, heads, attn_mask=None):
+        super().__init__()
+        self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads, attn_mask) for _ in range(layers)])
+
+    def forward(self, x):
+        return self.resblocks(x)
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, image_size, patch, width, layers, heads, embed_dim):
+        super().__init__()
+        grid = image_size // patch
+        scale = width ** -0.5
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch, stride=patch, bias=False)
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
+        self.ln_pre = nn.LayerNorm(width)
+        self.transformer = Transformer(width, layers, heads)
+        self.ln_post = nn.LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(width, embed_dim))
+
+    def forward(self, pixels):  # [B, 3, S, S]
+        x = self.conv1(pixels)  # [B, width, g, g]
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)  # [B, g*g, width]
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # [B, g*g+1, width]
+        x = self.ln_pre(x)
+        x = self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # through [T, B, width]
+        return self.ln_post(x[:, 0, :]) @ self.proj  # [B, embed]
+
+
+class Clip(nn.Module):
+    def __init__(self, embed_dim=512, image_size=224, patch=32, vision_width=768, vision_layers=12,
+                 context_length=77, vocab_size=49408, text_width=512, text_heads=8, text_layers=12):
+        super().__init__()
+        self.context_length = context_length
+        self.visual = VisionTransformer(image_size, patch, vision_width, vision_layers, vision_width // 64, embed_dim)
+        mask = torch.full((context_length, context_length), float("-inf")).triu_(1)
+        self.transformer = Transformer(text_width, text_layers, text_heads, attn_mask=mask)
+        self.token_embedding = nn.Embedding(vocab_size, text_width)
+        self.positional_embedding = nn.Parameter(torch.empty(context_length, text_width))
+        self.ln_final = nn.LayerNorm(text_width)
+        self.text_projection = nn.Parameter(torch.empty(text_width, embed_dim))
+        self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        nn.init.normal_(self.text_projection, std=text_width ** -0.5)
+
+    def encode_image(self, pixels):
+        return self.visual(pixels)
+
+    def encode_text(self, tokens):  # [B, T] int64, T == context_length
+        x = self.token_embedding(tokens) + self.positional_embedding  # [B, T, D]
+        x = self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+        x = self.ln_final(x)
+        return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ self.text_projection  # [B, embed]
+
+
+# ---------------------------------------------------------------------------------------------
+# A minimal safetensors reader (format: u64 LE header length, JSON header, raw data section)
+# ---------------------------------------------------------------------------------------------
+
+_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+           "I32": torch.int32, "I64": torch.int64}
+
+
+def read_safetensors(path):
+    """{name: float32 tensor} from a safetensors file (whole file read once)."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    (header_len,) = struct.unpack_from("<Q", data, 0)
+    header = json.loads(data[8:8 + header_len].decode("utf-8"))
+    header.pop("__metadata__", None)
+    base = 8 + header_len
+    if sys.byteorder != "little":
+        raise RuntimeError("this reader assumes a little-endian host")
+    out = {}
+    for name, entry in header.items():
+        dtype = _DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise ValueError(f"{path}: tensor {name} has unsupported dtype {entry['dtype']}")
+        begin, end = entry["data_offsets"]
+        itemsize = torch.tensor([], dtype=dtype).element_size()
+        count = (end - begin) // itemsize
+        t = torch.frombuffer(data, dtype=dtype, count=count, offset=base + begin) if count else torch.empty(0, dtype=dtype)
+        out[name] = t.reshape(entry["shape"]).to(torch.float32).clone()
+    return out
+
+
+def read_raw(path, dtype, shape):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    return torch.frombuffer(data, dtype=dtype).reshape(shape).clone()
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+# ---------------------------------------------------------------------------------------------
+
+
+def no_grad_context():
+    return torch.inference_mode() if hasattr(torch, "inference_mode") else torch.no_grad()
+
+
+def random_tokens(batch, context, vocab, gen):
+    """SOT, random ids, EOT (the largest id) at a random position, zero padding; like tokenised text."""
+    sot, eot = vocab - 2, vocab - 1
+    tokens = torch.zeros(batch, context, dtype=torch.long)
+    for b in range(batch):
+        length = int(torch.randint(8, context, (1,), generator=gen))  # position of EOT
+        tokens[b, 0] = sot
+        tokens[b, 1:length] = torch.randint(1, sot, (length - 1,), generator=gen)
+        tokens[b, length] = eot
+    return tokens
+
+
+def time_it(fn, warmup, iters, budget_s=float("inf")):
+    """warmup untimed calls, then up to iters timed ones, stopping once budget_s is spent (>= 1 call)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    while len(times) < iters and (not times or sum(times) < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def summarise(batch, times):
+    best = min(times)
+    med = statistics.median(times)
+    return {
+        "batch": batch,
+        "iters": len(times),
+        "seconds": [round(t, 4) for t in times],
+        "items_per_s_best": batch / best,
+        "items_per_s_median": batch / med,
+    }
+
+
+def max_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def parity(model, parity_dir):
+    """Loads cliplab's weights, runs its fixed inputs, compares with cliplab's features."""
+    with open(os.path.join(parity_dir, "meta.json")) as f:
+        meta = json.load(f)
+    state = read_safetensors(os.path.join(parity_dir, meta["checkpoint"]))
+    model.load_state_dict(state, strict=True)
+    del state
+    pixels = read_raw(os.path.join(parity_dir, meta["pixels"]["file"]), torch.float32, meta["pixels"]["shape"])
+    tokens = read_raw(os.path.join(parity_dir, meta["tokens"]["file"]), torch.int32, meta["tokens"]["shape"]).long()
+    result = {}
+    with no_grad_context():
+        ours = {"image": model.encode_image(pixels), "text": model.encode_text(tokens)}
+    for kind in ("image", "text"):
+        spec = meta[f"{kind}_features"]
+        theirs = read_raw(os.path.join(parity_dir, spec["file"]), torch.float32, spec["shape"])
+        ref = ours[kind].double()
+        diff = (theirs.double() - ref).abs()
+        result[kind] = {
+            # max|tfjs - torch| / max|torch|: the project's feature tolerance measure
+            "max_abs_diff": float(diff.max()),
+            "max_rel_diff": float(diff.max() / ref.abs().max().clamp_min(1e-12)),
+            # per-row cosine similarity of the feature vectors, the smallest
+            "min_cosine": float(torch.nn.functional.cosine_similarity(theirs.double(), ref, dim=1).min()),
+        }
+    return result
+
+
+def setup(args):
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already set
+    t0 = time.perf_counter()
+    model = Clip().eval()
+    info = {
+        "ok": True,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "inference_mode": hasattr(torch, "inference_mode"),
+        "blas": blas_info(),
+        "build_seconds": round(time.perf_counter() - t0, 3),
+    }
+    return model, info
+
+
+class Inputs:
+    """Random inputs per (kind, batch), made once."""
+
+    def __init__(self, seed):
+        self.gen = torch.Generator().manual_seed(seed)
+        self.cache = {}
+
+    def get(self, kind, batch):
+        key = (kind, batch)
+        if key not in self.cache:
+            if kind == "image":
+                self.cache[key] = torch.randn(batch, 3, 224, 224, generator=self.gen)
+            elif kind == "text":
+                self.cache[key] = random_tokens(batch, 77, 49408, self.gen)
+            else:
+                raise ValueError(f"unknown kind {kind!r}")
+        return self.cache[key]
+
+
+def encode(model, kind, x):
+    return model.encode_image(x) if kind == "image" else model.encode_text(x)
+
+
+def run_encoders(args):
+    model, out = setup(args)
+    inputs = Inputs(args.seed)
+    rss_after_build = max_rss_mb()
+    with no_grad_context():
+        pixels, tokens = inputs.get("image", args.image_batch), inputs.get("text", args.text_batch)
+        img_times = time_it(lambda: model.encode_image(pixels), args.warmup, args.image_iters, args.budget)
+        rss_after_image = max_rss_mb()
+        txt_times = time_it(lambda: model.encode_text(tokens), args.warmup, args.text_iters, args.budget)
+    out["image"] = summarise(args.image_batch, img_times)
+    out["text"] = summarise(args.text_batch, txt_times)
+    out["peak_rss_mb"] = {"after_build": rss_after_build, "after_image": rss_after_image, "after_text": max_rss_mb()}
+    if args.parity_dir:
+        try:
+            out["parity"] = parity(model, args.parity_dir)
+        except Exception as err:  # report, do not lose the timings
+            out["parity"] = {"error": f"{type(err).__name__}: {err}"}
+    return out
+
+
+def reply(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def serve(args):
+    """The command loop described in the module docstring."""
+    model, info = setup(args)
+    inputs = Inputs(args.seed)
+    info["ready"] = True
+    info["peak_rss_mb_after_build"] = max_rss_mb()
+    reply(info)
+    rss_before_parity = None
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            cmd = json.loads(line)
+            op = cmd.get("cmd")
+            if op == "time":
+                x = inputs.get(cmd["kind"], int(cmd["batch"]))
+                with no_grad_context():
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    encode(model, cmd["kind"], x)
+                    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+                reply({"ok": True, "seconds": seconds, "cpu_seconds": cpu})
+            elif op == "parity":
+                rss_before_parity = max_rss_mb()
+                reply({"ok": True, "parity": parity(model, cmd["dir"])})
+            elif op == "exit":
+                reply({"ok": True, "peak_rss_mb": rss_before_parity or max_rss_mb(), "peak_rss_mb_with_parity": max_rss_mb()})
+                return 0
+            else:
+                reply({"ok": False, "error": f"unknown command {op!r}"})
+        except Exception as err:
+            reply({"ok": False, "error": f"{type(err).__name__}: {err}"})
+    return 0
+
+
+def blas_info():
+    """The BLAS_INFO / USE_MKLDNN fields of torch's build configuration."""
+    try:
+        cfg = torch.__config__.show()
+    except Exception:
+        return None
+    fields = re.findall(r"\b(BLAS_INFO|USE_MKLDNN|USE_OPENMP)=([^,\s]+)", cfg)
+    return ", ".join(f"{k}={v}" for k, v in fields) or None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="suite", required=True)
+    e = sub.add_parser("encoders", help="image and text encoder throughput of ViT-B/32")
+    e.add_argument("--image-batch", type=int, default=8)
+    e.add_argument("--text-batch", type=int, default=32)
+    e.add_argument("--image-iters", type=int, default=3)
+    e.add_argument("--text-iters", type=int, default=3)
+    e.add_argument("--warmup", type=int, default=1)
+    e.add_argument("--budget", type=float, default=float("inf"), help="seconds of timed calls per encoder, at most")
+    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--parity-dir", default=None, help="directory with meta.json written by bench/encoders.ts")
+    e.add_argument("--serve", action="store_true", help="answer JSON-line commands on stdin (see the docstring)")
+    args = p.parse_args(argv)
+    try:
+        if args.serve:
+            return serve(args)
+        out = run_encoders(args)
+    except Exception as err:
+        print(json.dumps({"ok": False, "error": f"{type(err).__name__}: {err}"}))
+        return 1
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
