@@ -20,7 +20,7 @@ export class ProgressLine {
     private readonly tty: boolean,
   ) {}
 
-  /** Redraws at most every 200 ms on a TTY; elsewhere prints one line every `everyLines` calls' worth of progress. */
+  /** Redraws at most every 200 ms on a TTY; elsewhere (logs, CI) prints a line at most every 10 s, and always when forced. */
   update(text: string, force = false): void {
     const now = Date.now();
     if (!force && now - this.lastDraw < (this.tty ? 200 : 10_000)) return;
