@@ -111,6 +111,21 @@ describe("trainClip", () => {
     }
   });
 
+  it("clamps logit_scale to [0, ln 100] after a step", () => {
+    const clip = Clip.create(TINY, { seed: 3 });
+    const opt = new ClipOptimizer(clip, "infonce", {});
+    const pixels = tf.randomNormal([4, 28, 28, 3], 0, 1, "float32", 5) as tf.Tensor4D;
+    const tokens = tf.tensor2d(Array.from({ length: 4 }, (_, i) => [49406, 400 + i, 49407]), undefined, "int32");
+    for (const [start, expected] of [[7, MAX_LOGIT_SCALE], [-3, 0]]) {
+      tf.tidy(() => clip.logitScale.assign(tf.scalar(start)));
+      trainStep(opt, pixels, tokens, 1e-4, 1);
+      assert.equal(clip.logitScale.dataSync()[0], Math.fround(expected));
+    }
+    tf.dispose([pixels, tokens]);
+    opt.dispose();
+    clip.dispose();
+  });
+
   it("packTokens cuts rows to the longest caption, keeping inner zeros", () => {
     const rows = [Int32Array.from([49406, 5, 0, 7, 49407, 0, 0, 0]), Int32Array.from([49406, 49407, 0, 0, 0, 0, 0, 0])];
     const { ids, length } = packTokens(rows);
