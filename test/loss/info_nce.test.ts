@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
+import { scaledCosines64 } from "../helpers/f64";
 import { clipLogits, clipLoss, clipLossTerms, infoNceFromLogits } from "../../src/loss/info_nce";
 
 type FixtureArray = { shape: number[]; dtype: string; data: number[] };
@@ -92,15 +93,8 @@ function inputs(c: FixtureCase): { img: tf.Tensor2D; txt: tf.Tensor2D; ls: tf.Sc
 
 /** Plain float64 symmetric InfoNCE, straight from the definition (log-sum-exp with the max). */
 function clipLossF64(img: number[][], txt: number[][], logitScale: number): number {
-  const norm = (r: number[]) => {
-    const s = Math.sqrt(r.reduce((a, x) => a + x * x, 0));
-    return r.map((x) => x / s);
-  };
-  const nI = img.map(norm);
-  const nT = txt.map(norm);
-  const scale = Math.exp(logitScale);
   const n = img.length;
-  const L = nI.map((a) => nT.map((b) => scale * a.reduce((s, x, k) => s + x * b[k]!, 0)));
+  const L = scaledCosines64(img, txt, logitScale);
   const lse = (v: number[]) => {
     const m = Math.max(...v);
     return m + Math.log(v.reduce((s, x) => s + Math.exp(x - m), 0));

@@ -7,6 +7,7 @@
  */
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { scaledCosines64 } from "../helpers/f64";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { sigLipLoss } from "../../src/loss/siglip";
@@ -36,20 +37,13 @@ function logSigmoid64(x: number): number {
 
 /** The SigLIP loss in float64, straight from the paper's definition. */
 function sigLip64(img: number[][], txt: number[][], logitScale: number, logitBias: number): number {
-  const norm = (r: number[]) => {
-    const s = Math.sqrt(r.reduce((a, x) => a + x * x, 0));
-    return r.map((x) => x / s);
-  };
-  const nI = img.map(norm);
-  const nT = txt.map(norm);
-  const scale = Math.exp(logitScale);
   const n = img.length;
+  const logits = scaledCosines64(img, txt, logitScale);
   let sum = 0;
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
-      const cos = nI[i]!.reduce((s, x, k) => s + x * nT[j]![k]!, 0);
       const z = i === j ? 1 : -1;
-      sum += logSigmoid64(z * (scale * cos + logitBias));
+      sum += logSigmoid64(z * (logits[i]![j]! + logitBias));
     }
   }
   return -sum / n;
