@@ -17,10 +17,19 @@
  *   --seed=N            model and input seed (default 0)
  *   --no-torch          skip the PyTorch peer
  *   --no-parity         skip the feature comparison on our weights
+ *   --train-batches=a,b train: batch sizes (default 128,512)
+ *   --train-steps=N     train: timed steps per side per configuration (default 24, in 4 alternating chunks)
+ *   --train-warmup=N    train: untimed steps per side first (default 3)
+ *   --train-threads=a,b train: WASM thread counts, each in its own worker process; torch gets the same (default 1,2)
+ *   --cpu-steps=N       train: timed steps of the pure-JS cpu backend at batch 128 (default 2; 0 skips it)
+ *   --cpu-budget=S      train: stop the cpu backend after S seconds, a step in flight then counts as a bound (default 180)
+ *   --no-profile        train: skip the tf.profile of one step
+ *   --accuracy-threads=N train-accuracy: threads for both sides (default 2)
  */
 import { DEFAULT_ENCODER_OPTIONS, EncoderBenchOptions, runEncoderBench } from "./encoders";
 import { initBackend, shutdownBackend } from "../src/backend";
 import { BenchContext, machineInfo } from "./common";
+import { DEFAULT_TRAIN_OPTIONS, TrainBenchOptions, runTrainAccuracyBench, runTrainBench } from "./train";
 
 /** Bad command-line use: reported as one line, without a stack. */
 class UsageError extends Error {}
@@ -37,7 +46,16 @@ const SUITES: Suite[] = [
     describe: "ViT-B-32 image and text encoder throughput, tfjs vs PyTorch",
     run: (args, ctx) => runEncoderBench(encoderOptions(args), ctx),
   },
-  // Training benchmarks go here.
+  {
+    name: "train",
+    describe: "ViT-Tiny-28 training throughput (default recipe), tfjs WASM 1/2 threads and cpu vs PyTorch",
+    run: (args, ctx) => runTrainBench(trainOptions(args), ctx),
+  },
+  {
+    name: "train-accuracy",
+    describe: "the default training recipe end to end (~6-7 min): time to 85%/88% zero-shot, tfjs vs PyTorch",
+    run: (args, ctx) => runTrainAccuracyBench(trainOptions(args), ctx),
+  },
 ];
 
 function parseArgs(argv: string[]): Map<string, string> {
@@ -96,13 +114,43 @@ function encoderOptions(args: Map<string, string>): EncoderBenchOptions {
   };
 }
 
-const KNOWN = new Set(["only", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "parity", "help"]);
+function intListArg(args: Map<string, string>, name: string, fallback: number[]): number[] {
+  const raw = args.get(name);
+  if (raw === undefined) return fallback;
+  const list = raw.split(",").map(Number);
+  if (!list.length || list.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError(`--${name} must be a comma-separated list of positive integers, got ${JSON.stringify(raw)}`);
+  return list;
+}
+
+function trainOptions(args: Map<string, string>): TrainBenchOptions {
+  const d = DEFAULT_TRAIN_OPTIONS;
+  return {
+    ...d,
+    batches: intListArg(args, "train-batches", d.batches),
+    steps: intArg(args, "train-steps", d.steps),
+    warmup: intArg(args, "train-warmup", d.warmup, 0),
+    threads: intListArg(args, "train-threads", d.threads),
+    cpuSteps: intArg(args, "cpu-steps", d.cpuSteps, 0),
+    cpuBudgetSeconds: intArg(args, "cpu-budget", d.cpuBudgetSeconds),
+    accuracyThreads: intArg(args, "accuracy-threads", d.accuracyThreads),
+    quietWaitSeconds: intArg(args, "quiet-wait", d.quietWaitSeconds, 0),
+    torchOmpWait: choiceArg(args, "torch-omp-wait", ["passive", "active", "inherit"] as const, d.torchOmpWait),
+    seed: intArg(args, "seed", d.seed, 0),
+    torch: boolArg(args, "torch", d.torch),
+    profile: boolArg(args, "profile", d.profile),
+  };
+}
+
+const KNOWN = new Set([
+  "only", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "parity", "help",
+  "train-batches", "train-steps", "train-warmup", "train-threads", "cpu-steps", "cpu-budget", "profile", "accuracy-threads",
+]);
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.has("help")) {
     console.log("npm run bench [-- --only=<suites>] [options]; suites:");
-    for (const s of SUITES) console.log(`  ${s.name.padEnd(10)} ${s.describe}`);
+    for (const s of SUITES) console.log(`  ${s.name.padEnd(15)} ${s.describe}`);
     console.log("options: see the header of bench/run.ts");
     return;
   }

@@ -6,6 +6,9 @@ Subcommands (one per benchmark suite; later suites add their own):
   encoders  OpenAI CLIP ViT-B/32 image and text encoder throughput (float32, eval mode,
             no autograd), optionally followed by a feature-parity check against cliplab's
             weights and features.
+  train     training of a small CLIP (ViT-Tiny-28 for bench/train.ts) on batches cliplab wrote
+            to disk: steady-state step time, and the whole default recipe with zero-shot
+            evaluation (`--serve` only; commands in `serve_train`).
 
 One-shot use prints exactly one JSON line on stdout (diagnostics go to stderr); exit status 0
 on success. `encoders --serve` instead answers JSON-line commands on stdin, one call at a time,
@@ -46,11 +49,20 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
+def make_activation(kind):
+    """OpenAI's QuickGELU, or the exact (erf) GELU that open_clip uses when quick_gelu is false."""
+    if kind == "quick_gelu":
+        return QuickGELU()
+    if kind == "gelu":
+        return nn.GELU()  # approximate="none": the erf form
+    raise ValueError(f"unknown activation {kind!r}")
+
+
 class Mlp(nn.Module):
-    def __init__(self, width, hidden):
+    def __init__(self, width, hidden, activation="quick_gelu"):
         super().__init__()
         self.c_fc = nn.Linear(width, hidden)
-        self.gelu = QuickGELU()
+        self.gelu = make_activation(activation)
         self.c_proj = nn.Linear(hidden, width)
 
     def forward(self, x):
@@ -60,31 +72,36 @@ class Mlp(nn.Module):
 class ResidualAttentionBlock(nn.Module):
     """Pre-LN block; x is [T, B, D] (sequence first, as nn.MultiheadAttention's default)."""
 
-    def __init__(self, width, heads, attn_mask=None):
+    def __init__(self, width, heads, attn_mask=None, activation="quick_gelu"):
         super().__init__()
         self.attn = nn.MultiheadAttention(width, heads)
         self.ln_1 = nn.LayerNorm(width)
-        self.mlp = Mlp(width, 4 * width)
+        self.mlp = Mlp(width, 4 * width, activation)
         self.ln_2 = nn.LayerNorm(width)
         self.attn_mask = attn_mask  # a plain attribute, not a buffer (not in the state_dict)
 
-    def forward(self, x):
+    def forward(self, x, attn_mask=None):
+        mask = self.attn_mask if attn_mask is None else attn_mask
         h = self.ln_1(x)
-        x = x + self.attn(h, h, h, need_weights=False, attn_mask=self.attn_mask)[0]
+        x = x + self.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
         return x + self.mlp(self.ln_2(x))
 
 
 class Transformer(nn.Module):
-    def __init__(self, width, layers, heads, attn_mask=None):
+    def __init__(self, width, layers, heads, attn_mask=None, activation="quick_gelu"):
         super().__init__()
-        self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads, attn_mask) for _ in range(layers)])
+        self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads, attn_mask, activation) for _ in range(layers)])
 
-    def forward(self, x):
-        return self.resblocks(x)
+    def forward(self, x, attn_mask=None):
+        if attn_mask is None:
+            return self.resblocks(x)
+        for block in self.resblocks:
+            x = block(x, attn_mask)
+        return x
 
 
 class VisionTransformer(nn.Module):
-    def __init__(self, image_size, patch, width, layers, heads, embed_dim):
+    def __init__(self, image_size, patch, width, layers, heads, embed_dim, activation="quick_gelu"):
         super().__init__()
         grid = image_size // patch
         scale = width ** -0.5
@@ -92,7 +109,7 @@ class VisionTransformer(nn.Module):
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
         self.ln_pre = nn.LayerNorm(width)
-        self.transformer = Transformer(width, layers, heads)
+        self.transformer = Transformer(width, layers, heads, activation=activation)
         self.ln_post = nn.LayerNorm(width)
         self.proj = nn.Parameter(scale * torch.randn(width, embed_dim))
 
@@ -108,12 +125,14 @@ class VisionTransformer(nn.Module):
 
 class Clip(nn.Module):
     def __init__(self, embed_dim=512, image_size=224, patch=32, vision_width=768, vision_layers=12,
-                 context_length=77, vocab_size=49408, text_width=512, text_heads=8, text_layers=12):
+                 context_length=77, vocab_size=49408, text_width=512, text_heads=8, text_layers=12,
+                 vision_head_width=64, activation="quick_gelu"):
         super().__init__()
         self.context_length = context_length
-        self.visual = VisionTransformer(image_size, patch, vision_width, vision_layers, vision_width // 64, embed_dim)
+        self.visual = VisionTransformer(image_size, patch, vision_width, vision_layers, vision_width // vision_head_width, embed_dim, activation)
         mask = torch.full((context_length, context_length), float("-inf")).triu_(1)
-        self.transformer = Transformer(text_width, text_layers, text_heads, attn_mask=mask)
+        self.transformer = Transformer(text_width, text_layers, text_heads, attn_mask=mask, activation=activation)
+        self._masks = {context_length: mask}
         self.token_embedding = nn.Embedding(vocab_size, text_width)
         self.positional_embedding = nn.Parameter(torch.empty(context_length, text_width))
         self.ln_final = nn.LayerNorm(text_width)
@@ -126,9 +145,16 @@ class Clip(nn.Module):
     def encode_image(self, pixels):
         return self.visual(pixels)
 
-    def encode_text(self, tokens):  # [B, T] int64, T == context_length
-        x = self.token_embedding(tokens) + self.positional_embedding  # [B, T, D]
-        x = self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+    def causal_mask(self, length):
+        if length not in self._masks:
+            self._masks[length] = torch.full((length, length), float("-inf")).triu_(1)
+        return self._masks[length]
+
+    def encode_text(self, tokens):  # [B, T] int64, T <= context_length (rows cut after the longest EOT)
+        length = tokens.shape[1]
+        x = self.token_embedding(tokens) + self.positional_embedding[:length]  # [B, T, D]
+        mask = None if length == self.context_length else self.causal_mask(length)
+        x = self.transformer(x.permute(1, 0, 2), mask).permute(1, 0, 2)
         x = self.ln_final(x)
         return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ self.text_projection  # [B, embed]
 
@@ -349,6 +375,209 @@ def serve(args):
     return 0
 
 
+
+# ---------------------------------------------------------------------------------------------
+# Training (bench/train.ts): the same model, loss, optimizer and data as cliplab's trainer
+# ---------------------------------------------------------------------------------------------
+
+
+def model_from_meta(m):
+    return Clip(embed_dim=m["embed_dim"], image_size=m["image_size"], patch=m["patch"], vision_width=m["vision_width"],
+                vision_layers=m["vision_layers"], context_length=m["context_length"], vocab_size=m["vocab_size"],
+                text_width=m["text_width"], text_heads=m["text_heads"], text_layers=m["text_layers"],
+                vision_head_width=m["vision_head_width"], activation=m["activation"])
+
+
+def adamw_for(model, opt):
+    """open_clip's grouping: weight decay on matrices and conv kernels, never on embeddings, gains, biases, logit_scale."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "embedding" not in name else no_decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": opt["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]), eps=opt["eps"])
+
+
+MAX_LOGIT_SCALE = math.log(100)
+
+
+def train_step(model, optimizer, pixels, tokens, lr, grad_clip):
+    """Symmetric InfoNCE, backward, global-norm clip, AdamW, the logit_scale clamp; returns (loss, grad norm)."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    img = model.encode_image(pixels)
+    txt = model.encode_text(tokens)
+    img = img / img.norm(dim=1, keepdim=True)
+    txt = txt / txt.norm(dim=1, keepdim=True)
+    logits = model.logit_scale.exp() * img @ txt.t()
+    labels = torch.arange(logits.shape[0])
+    loss = (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.t(), labels)) / 2
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip else float("inf"))
+    optimizer.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+    return float(loss.item()), float(norm)
+
+
+class TrainBench:
+    """State of the `train --serve` peer: one model and optimizer per loaded batch set."""
+
+    def __init__(self, args):
+        self.args = args
+        self.model = None
+        self.optimizer = None
+        self.batches = []
+        self.cursor = 0
+        self.meta = None
+
+    def load(self, directory, batch):
+        with open(os.path.join(directory, "meta.json")) as f:
+            meta = json.load(f)
+        self.meta = meta
+        m = meta["model"]
+        torch.manual_seed(self.args.seed)
+        self.model = model_from_meta(m).train()
+        self.model.load_state_dict(read_safetensors(os.path.join(directory, meta["weights"])), strict=True)
+        self.optimizer = adamw_for(self.model, meta["adamw"])
+        entry = meta["sets"][str(batch)]
+        n, s, ctx = entry["count"], m["image_size"], m["context_length"]
+        pixels = read_raw(os.path.join(directory, entry["pixels"]), torch.float32, [n, batch, s, s, 3])
+        tokens = read_raw(os.path.join(directory, entry["tokens"]), torch.int32, [n, batch, ctx]).long()
+        self.batches = [(pixels[i].permute(0, 3, 1, 2).contiguous(), tokens[i, :, :entry["lengths"][i]].contiguous()) for i in range(n)]
+        self.cursor = 0
+        self.step_index = 0
+        return {"batches": n, "params": sum(p.numel() for p in self.model.parameters())}
+
+    def steps(self, n, lr):
+        seconds, losses = [], []
+        c0 = time.process_time()
+        for _ in range(n):
+            pixels, tokens = self.batches[self.cursor % len(self.batches)]
+            self.cursor += 1
+            t0 = time.perf_counter()
+            loss, _ = train_step(self.model, self.optimizer, pixels, tokens, lr, self.meta["grad_clip"])
+            seconds.append(time.perf_counter() - t0)
+            losses.append(loss)
+        return {"seconds": seconds, "losses": losses, "cpu_seconds": time.process_time() - c0}
+
+
+def zero_shot_weights(model, prompts, classes, templates):
+    with no_grad_context():
+        emb = model.encode_text(prompts)
+        emb = emb / emb.norm(dim=1, keepdim=True)
+        mean = emb.reshape(classes, templates, -1).mean(dim=1)
+        return mean / mean.norm(dim=1, keepdim=True)
+
+
+def zero_shot_top1(model, weights, images_u8, labels, table, limit, batch=500):
+    """Fraction of the first `limit` test images whose nearest class embedding (cosine) is the label."""
+    correct = 0
+    with no_grad_context():
+        for start in range(0, limit, batch):
+            end = min(limit, start + batch)
+            feats = model.encode_image(pixels_from_u8(images_u8[start:end], table))
+            pred = (feats / feats.norm(dim=1, keepdim=True) @ weights.t()).argmax(dim=1)
+            correct += int((pred == labels[start:end]).sum())
+    return correct / limit
+
+
+def pixels_from_u8(images_u8, table):
+    """[B, H, W] grey levels -> [B, 3, H, W] CLIP-normalised, through cliplab's float32 lookup table [3, 256]."""
+    return table[:, images_u8.long()].permute(1, 0, 2, 3).contiguous()
+
+
+def train_accuracy(directory, args):
+    """The default recipe end to end on the batches cliplab's Batcher made, evaluated like cliplab's trainer."""
+    with open(os.path.join(directory, "meta.json")) as f:
+        meta = json.load(f)
+    m = meta["model"]
+    size = meta["height"]
+    load = lambda key, dtype, shape: read_raw(os.path.join(directory, meta[key]), dtype, shape)
+    train_u8 = load("train_images", torch.uint8, [meta["train_count"], size, size])
+    test_u8 = load("test_images", torch.uint8, [meta["test_count"], size, size])
+    test_labels = load("test_labels", torch.uint8, [meta["test_count"]]).long()
+    table = load("table", torch.float32, [3, 256])
+    steps, batch = meta["steps"], meta["batch"]
+    indices = load("indices", torch.int32, [steps, batch]).long()
+    tokens = load("tokens", torch.int32, [steps, batch, m["context_length"]]).long()
+    prompts = load("prompts", torch.int32, [meta["classes"] * meta["templates"], m["context_length"]]).long()
+    torch.manual_seed(args.seed)
+    model = model_from_meta(m).train()
+    model.load_state_dict(read_safetensors(os.path.join(directory, meta["weights"])), strict=True)
+    optimizer = adamw_for(model, meta["adamw"])
+    eval_steps = set(meta["eval_steps"])
+    train_seconds, evals, losses = 0.0, [], []
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+
+    def evaluate(step, limit):
+        model.eval()
+        w = zero_shot_weights(model, prompts, meta["classes"], meta["templates"])
+        top1 = zero_shot_top1(model, w, test_u8, test_labels, table, limit)
+        model.train()
+        return top1
+
+    for step in range(steps):
+        pixels = pixels_from_u8(train_u8[indices[step]], table)
+        toks = tokens[step, :, :meta["lengths"][step]].contiguous()
+        t0 = time.perf_counter()
+        loss, _ = train_step(model, optimizer, pixels, toks, meta["lrs"][step], meta["grad_clip"])
+        train_seconds += time.perf_counter() - t0
+        losses.append(loss)
+        if not math.isfinite(loss):
+            raise RuntimeError(f"loss is {loss} at step {step}")
+        done = step + 1
+        if done in eval_steps:
+            evals.append({"step": done, "train_seconds": train_seconds, "top1": evaluate(done, meta["eval_limit"]), "images": meta["eval_limit"]})
+    final = evaluate(steps, meta["final_limit"])
+    return {
+        "steps": steps,
+        "train_seconds": train_seconds,
+        "wall_seconds": time.perf_counter() - wall0,
+        "cpu_seconds": time.process_time() - cpu0,
+        "pairs_per_s": steps * batch / train_seconds,
+        "final_top1": final,
+        "final_images": meta["final_limit"],
+        "final_loss": losses[-1],
+        "losses_every_50": losses[::50],
+        "evals": evals,
+        "logit_scale": float(model.logit_scale),
+    }
+
+
+def serve_train(args):
+    """`train --serve`: {"cmd": "load", "dir", "batch"}, {"cmd": "steps", "n", "lr"}, {"cmd": "accuracy", "dir"}, {"cmd": "exit"}."""
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    bench = TrainBench(args)
+    reply({"ok": True, "ready": True, "torch": torch.__version__, "python": platform.python_version(),
+           "threads": torch.get_num_threads(), "blas": blas_info(),
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            cmd = json.loads(line)
+            op = cmd.get("cmd")
+            if op == "load":
+                reply({"ok": True, **bench.load(cmd["dir"], int(cmd["batch"]))})
+            elif op == "steps":
+                reply({"ok": True, **bench.steps(int(cmd["n"]), float(cmd["lr"]))})
+            elif op == "accuracy":
+                reply({"ok": True, **train_accuracy(cmd["dir"], args), "peak_rss_mb": max_rss_mb()})
+            elif op == "exit":
+                reply({"ok": True, "peak_rss_mb": max_rss_mb()})
+                return 0
+            else:
+                reply({"ok": False, "error": f"unknown command {op!r}"})
+        except Exception as err:
+            reply({"ok": False, "error": f"{type(err).__name__}: {err}"})
+    return 0
+
+
 def blas_info():
     """The BLAS_INFO / USE_MKLDNN fields of torch's build configuration."""
     try:
@@ -373,8 +602,16 @@ def main(argv=None):
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--parity-dir", default=None, help="directory with meta.json written by bench/encoders.ts")
     e.add_argument("--serve", action="store_true", help="answer JSON-line commands on stdin (see the docstring)")
+    t = sub.add_parser("train", help="training steps of a small CLIP (bench/train.ts); --serve only")
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--serve", action="store_true", help="answer JSON-line commands on stdin (see serve_train)")
     args = p.parse_args(argv)
     try:
+        if args.suite == "train":
+            if not args.serve:
+                raise ValueError("train runs only as --serve (driven by bench/train.ts)")
+            return serve_train(args)
         if args.serve:
             return serve(args)
         out = run_encoders(args)
