@@ -265,6 +265,7 @@ async function startBackend(name: BackendName, req: Request, tried: Attempt[]): 
     }
   }
   try {
+    registerCpuKernels();
     if (!(await tf.setBackend("cpu"))) throw new Error("tf.setBackend('cpu') returned false");
     // The cpu backend prints a "install tfjs-node" banner on first use; the library never prints.
     const b = tf.backend() as unknown as { firstUse?: boolean };
@@ -367,6 +368,8 @@ async function startWasm(req: Request): Promise<Started> {
   const wasm = require("@tensorflow/tfjs-backend-wasm") as WasmModule;
   const simd = Boolean(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"));
   registerWasmKernels();
+  // So that a later switch to the cpu backend (tests, debugging) can train too.
+  registerCpuKernels();
   let threads = req.threads;
   let note = "";
 
@@ -646,22 +649,61 @@ function unsortedSegmentSumWasm({ inputs, attrs, backend }: KernelArgs): tf.Tens
   const xv = b.typedArrayFromHeap(x) as Float32Array | Int32Array | Uint8Array;
   const sv = b.typedArrayFromHeap(ids) as Int32Array;
   o.fill(0);
-  if (d === 1) {
-    for (let i = 0; i < n; i++) {
-      const s = sv[i];
-      if (s >= 0 && s < numSegments) o[s] += xv[i];
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const s = sv[i];
-      if (s < 0 || s >= numSegments) continue;
-      let src = i * d;
-      let dst = s * d;
-      const end = src + d;
-      while (src < end) o[dst++] += xv[src++];
-    }
-  }
+  accumulateSegments(o, xv, sv, n, d, numSegments);
   return out;
+}
+
+/** o[ids[i] * d + k] += x[i * d + k]; ids outside [0, numSegments) are dropped. */
+function accumulateSegments(
+  o: Float32Array | Int32Array,
+  xv: ArrayLike<number>,
+  sv: ArrayLike<number>,
+  n: number,
+  d: number,
+  numSegments: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    const s = sv[i];
+    if (s < 0 || s >= numSegments) continue;
+    let src = i * d;
+    let dst = s * d;
+    const end = src + d;
+    while (src < end) o[dst++] += xv[src++];
+  }
+}
+
+/**
+ * The same one-pass segment sum for the pure-JS cpu backend, whose own kernel loops over every
+ * segment and the whole input for each (for a 49,408-row embedding gradient, minutes per step).
+ */
+function unsortedSegmentSumCpu({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
+  const b = backend as unknown as {
+    readSync(dataId: object): ArrayLike<number>;
+    makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array | Int32Array): tf.TensorInfo;
+  };
+  const x = inputs.x as tf.TensorInfo;
+  const ids = inputs.segmentIds as tf.TensorInfo;
+  const numSegments = Number((attrs as unknown as tf.UnsortedSegmentSumAttrs).numSegments);
+  const r = ids.shape.length;
+  if (r > x.shape.length || ids.shape.some((d, i) => d !== x.shape[i])) {
+    throw new Error(`UnsortedSegmentSum: segmentIds shape [${ids.shape}] must be a prefix of x shape [${x.shape}]`);
+  }
+  const inner = x.shape.slice(r);
+  const d = sizeOf(inner);
+  const dtype = x.dtype === "float32" ? "float32" : "int32";
+  const o = dtype === "float32" ? new Float32Array(numSegments * d) : new Int32Array(numSegments * d);
+  accumulateSegments(o, b.readSync(x.dataId), b.readSync(ids.dataId), sizeOf(ids.shape), d, numSegments);
+  return b.makeTensorInfo([numSegments, ...inner], dtype, o);
+}
+
+let cpuKernelsRegistered = false;
+
+/** Replaces the cpu backend's quadratic UnsortedSegmentSum (idempotent). */
+export function registerCpuKernels(): void {
+  if (cpuKernelsRegistered) return;
+  cpuKernelsRegistered = true;
+  if (tf.getKernel(tf.UnsortedSegmentSum, "cpu")) tf.unregisterKernel(tf.UnsortedSegmentSum, "cpu");
+  tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: "cpu", kernelFunc: unsortedSegmentSumCpu });
 }
 
 /** im2col rows per matmul chunk are bounded so the patch matrix stays <= 32 MB. */

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { currentBackend, initBackend, type BackendChoice } from "../../src/backend";
+import { currentBackend, initBackend, registerCpuKernels, type BackendChoice } from "../../src/backend";
 
 const ROOT = path.resolve(__dirname, "../..");
 const BACKEND_TS = path.join(ROOT, "src/backend.ts");
@@ -428,5 +428,32 @@ describe("initBackend in this process, and the wasm training kernels", () => {
             }
           }
     assertClose(got, want, "Conv2DBackpropFilter chunked");
+  });
+});
+
+describe("cpu training kernel", () => {
+  test("the one-pass UnsortedSegmentSum gives the embedding gradient on the cpu backend", async () => {
+    registerCpuKernels();
+    const previous = tf.getBackend();
+    await tf.setBackend("cpu");
+    try {
+      const vocab = 49408;
+      const width = 8;
+      const table = tf.randomNormal([vocab, width], 0, 1, "float32", 4);
+      const ids = tf.tensor1d([5, 49407, 5, 0, 123, 49407], "int32");
+      const weights = tf.randomNormal([6, width], 0, 1, "float32", 5);
+      const grad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, ids), weights)))(table);
+      assert.deepEqual(grad.shape, [vocab, width]);
+      const g = grad.dataSync();
+      const w = weights.dataSync();
+      const expected = new Float32Array(vocab * width);
+      Array.from(ids.dataSync()).forEach((id, i) => {
+        for (let k = 0; k < width; k++) expected[id * width + k] += w[i * width + k];
+      });
+      for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(g[i] - expected[i]) < 1e-6, `index ${i}`);
+      tf.dispose([table, ids, weights, grad]);
+    } finally {
+      await tf.setBackend(previous);
+    }
   });
 });
