@@ -13,6 +13,7 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { scaledCosines64 } from "../helpers/f64";
+import { useBackend } from "../helpers/fixtures";
 import { clipLogits, clipLoss, clipLossTerms, infoNceFromLogits } from "../../src/loss/info_nce";
 
 type FixtureArray = { shape: number[]; dtype: string; data: number[] };
@@ -39,12 +40,6 @@ const FIXTURE = path.join(__dirname, "..", "fixtures", "infonce.json");
 const CASES: FixtureCase[] = (JSON.parse(fs.readFileSync(FIXTURE, "utf8")) as { cases: FixtureCase[] }).cases;
 const BACKENDS = ["cpu", "wasm"] as const;
 
-async function useBackend(name: string): Promise<void> {
-  const ok = await tf.setBackend(name);
-  await tf.ready();
-  assert.equal(ok, true, `tf.setBackend("${name}") failed`);
-  assert.equal(tf.getBackend(), name, `asked for backend ${name}, running on ${tf.getBackend()}`);
-}
 
 /** The README's tolerance for one quantity: 1e-6 + 1e-4 * max|ref|. */
 function tolerance(ref: ArrayLike<number>): number {

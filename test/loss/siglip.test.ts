@@ -8,18 +8,13 @@
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { scaledCosines64 } from "../helpers/f64";
+import { useBackend } from "../helpers/fixtures";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { sigLipLoss } from "../../src/loss/siglip";
 
 const BACKENDS = ["cpu", "wasm"] as const;
 
-async function useBackend(name: string): Promise<void> {
-  const ok = await tf.setBackend(name);
-  await tf.ready();
-  assert.equal(ok, true, `tf.setBackend("${name}") failed`);
-  assert.equal(tf.getBackend(), name, `asked for backend ${name}, running on ${tf.getBackend()}`);
-}
 
 /** Small deterministic generator (Numerical Recipes LCG), values in [-1, 1) rounded to float32. */
 function lcg(seed: number): () => number {
