@@ -48,7 +48,7 @@
  * Threads are opt-in (`threads` / CLIPLAB_THREADS, 1..8, default 1); `defaultThreads` has the
  * measurements behind that default.
  *
- * Missing WASM kernels. tfjs-backend-wasm has no `UnsortedSegmentSum` (the gradient of tf.gather,
+ * Missing WASM kernels (registered from src/backend/kernels.ts). tfjs-backend-wasm has no `UnsortedSegmentSum` (the gradient of tf.gather,
  * i.e. of every embedding lookup) and no `Conv2DBackpropFilter` (the gradient of conv2d weights),
  * so training would throw. We register both for the `wasm` backend:
  *   - UnsortedSegmentSum: one pass over the input on views of the WASM heap, O(N*D), written straight
@@ -61,11 +61,13 @@
  * A kernel already registered for wasm (a future tfjs version) is left alone.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { resolveObjectURL } from "node:buffer";
 import { execFile } from "node:child_process";
 import * as os from "node:os";
 import { Worker as NodeWorker, type WorkerOptions } from "node:worker_threads";
+import { registerCpuKernels, registerWasmKernels } from "./backend/kernels";
+
+export { registerCpuKernels };
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 
@@ -592,212 +594,5 @@ async function startThreadedWasm(wasm: WasmModule, threads: number): Promise<voi
     WA.instantiate = instantiate;
     startupWatch = undefined;
     settleWorkerGlobal();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Kernels missing from tfjs-backend-wasm
-
-type KernelArgs = Parameters<tf.KernelFunc>[0];
-
-function registerWasmKernels(): void {
-  const add = (kernelName: string, kernelFunc: tf.KernelFunc) => {
-    if (!tf.getKernel(kernelName, "wasm")) tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc });
-  };
-  add(tf.UnsortedSegmentSum, unsortedSegmentSumWasm);
-  add(tf.Conv2DBackpropFilter, conv2DBackpropFilterWasm);
-}
-
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-/** Hands a tensor computed with tf ops back to the engine as a kernel output. */
-function asKernelOutput(b: BackendWasm, t: tf.Tensor): tf.TensorInfo {
-  b.incRef(t.dataId);
-  const info = { dataId: t.dataId, shape: t.shape.slice(), dtype: t.dtype };
-  t.dispose();
-  return info;
-}
-
-/** A tf.Tensor view of a kernel input (shares the data; disposing it leaves the input intact). */
-function asTensor(b: BackendWasm, info: tf.TensorInfo): tf.Tensor {
-  b.incRef(info.dataId);
-  return tf.engine().makeTensorFromTensorInfo(info, b);
-}
-
-/** out[segmentIds[i], ...] += x[i, ...], one pass; ids outside [0, numSegments) are dropped (as TF). */
-function unsortedSegmentSumWasm({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
-  const b = backend as BackendWasm;
-  const x = inputs.x as tf.TensorInfo;
-  const ids = inputs.segmentIds as tf.TensorInfo;
-  const numSegments = Number((attrs as unknown as tf.UnsortedSegmentSumAttrs).numSegments);
-  if (!Number.isInteger(numSegments) || numSegments < 0) throw new Error(`UnsortedSegmentSum: numSegments must be a non-negative integer, got ${numSegments}`);
-  if (x.dtype !== "float32" && x.dtype !== "int32" && x.dtype !== "bool") throw new Error(`UnsortedSegmentSum (wasm): unsupported dtype ${x.dtype}`);
-  if (ids.dtype !== "int32") throw new Error(`UnsortedSegmentSum (wasm): segmentIds must be int32, got ${ids.dtype}`);
-  const r = ids.shape.length;
-  if (r > x.shape.length || ids.shape.some((d, i) => d !== x.shape[i])) {
-    throw new Error(`UnsortedSegmentSum: segmentIds shape [${ids.shape}] must be a prefix of x shape [${x.shape}]`);
-  }
-  const inner = x.shape.slice(r);
-  const d = sizeOf(inner);
-  const n = sizeOf(ids.shape);
-  const out = b.makeOutput([numSegments, ...inner], x.dtype === "float32" ? "float32" : "int32");
-  if (numSegments * d === 0) return out;
-  // Views AFTER makeOutput: its malloc may grow (and replace) the WASM heap buffer.
-  const o = b.typedArrayFromHeap(out) as Float32Array | Int32Array;
-  const xv = b.typedArrayFromHeap(x) as Float32Array | Int32Array | Uint8Array;
-  const sv = b.typedArrayFromHeap(ids) as Int32Array;
-  o.fill(0);
-  accumulateSegments(o, xv, sv, n, d, numSegments);
-  return out;
-}
-
-/** o[ids[i] * d + k] += x[i * d + k]; ids outside [0, numSegments) are dropped. */
-function accumulateSegments(
-  o: Float32Array | Int32Array,
-  xv: ArrayLike<number>,
-  sv: ArrayLike<number>,
-  n: number,
-  d: number,
-  numSegments: number,
-): void {
-  for (let i = 0; i < n; i++) {
-    const s = sv[i];
-    if (s < 0 || s >= numSegments) continue;
-    let src = i * d;
-    let dst = s * d;
-    const end = src + d;
-    while (src < end) o[dst++] += xv[src++];
-  }
-}
-
-/**
- * The same one-pass segment sum for the pure-JS cpu backend, whose own kernel loops over every
- * segment and the whole input for each (for a 49,408-row embedding gradient, minutes per step).
- */
-function unsortedSegmentSumCpu({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
-  const b = backend as unknown as {
-    readSync(dataId: object): ArrayLike<number>;
-    makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array | Int32Array): tf.TensorInfo;
-  };
-  const x = inputs.x as tf.TensorInfo;
-  const ids = inputs.segmentIds as tf.TensorInfo;
-  const numSegments = Number((attrs as unknown as tf.UnsortedSegmentSumAttrs).numSegments);
-  const r = ids.shape.length;
-  if (r > x.shape.length || ids.shape.some((d, i) => d !== x.shape[i])) {
-    throw new Error(`UnsortedSegmentSum: segmentIds shape [${ids.shape}] must be a prefix of x shape [${x.shape}]`);
-  }
-  const inner = x.shape.slice(r);
-  const d = sizeOf(inner);
-  const dtype = x.dtype === "float32" ? "float32" : "int32";
-  const o = dtype === "float32" ? new Float32Array(numSegments * d) : new Int32Array(numSegments * d);
-  accumulateSegments(o, b.readSync(x.dataId), b.readSync(ids.dataId), sizeOf(ids.shape), d, numSegments);
-  return b.makeTensorInfo([numSegments, ...inner], dtype, o);
-}
-
-let cpuKernelsRegistered = false;
-
-/** Replaces the cpu backend's quadratic UnsortedSegmentSum (idempotent). */
-export function registerCpuKernels(): void {
-  if (cpuKernelsRegistered) return;
-  cpuKernelsRegistered = true;
-  if (tf.getKernel(tf.UnsortedSegmentSum, "cpu")) tf.unregisterKernel(tf.UnsortedSegmentSum, "cpu");
-  tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: "cpu", kernelFunc: unsortedSegmentSumCpu });
-}
-
-/** im2col rows per matmul chunk are bounded so the patch matrix stays <= 32 MB. */
-const IM2COL_MAX_ELEMENTS = 1 << 23;
-
-/** dW[kh,kw,ci,co] = sum over (n,oh,ow) of x[n, oh*sh+kh-pt, ow*sw+kw-pl, ci] * dy[n,oh,ow,co]. */
-function conv2DBackpropFilterWasm({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo {
-  const b = backend as BackendWasm;
-  const xIn = inputs.x as tf.TensorInfo;
-  const dyIn = inputs.dy as tf.TensorInfo;
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-  if (xIn.dtype !== "float32" || dyIn.dtype !== "float32") throw new Error(`Conv2DBackpropFilter (wasm): float32 only, got ${xIn.dtype}/${dyIn.dtype}`);
-  const nchw = tf.backend_util.convertConv2DDataFormat(dataFormat) === "channelsFirst";
-
-  const dW = tf.tidy(() => {
-    // Work in NHWC: x [N,H,W,Cin], dy [N,outH,outW,Cout].
-    let xT = asTensor(b, xIn);
-    let dyT = asTensor(b, dyIn);
-    if (nchw) {
-      xT = tf.transpose(xT, [0, 2, 3, 1]);
-      dyT = tf.transpose(dyT, [0, 2, 3, 1]);
-    }
-    const info = tf.backend_util.computeConv2DInfo(xT.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, "channelsLast");
-    const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: CO } = info;
-    const { filterHeight: FH, filterWidth: FW, strideHeight: SH, strideWidth: SW, dilationHeight: DH, dilationWidth: DW } = info;
-    const PT = info.padInfo.top;
-    const PL = info.padInfo.left;
-    if (dyT.shape[1] !== OH || dyT.shape[2] !== OW || dyT.shape[3] !== CO) {
-      throw new Error(`Conv2DBackpropFilter: dy shape [${dyIn.shape}] does not match the convolution output [${N},${OH},${OW},${CO}]`);
-    }
-    const K = FH * FW * C;
-    const rows = N * OH * OW;
-    if (rows === 0 || K === 0 || CO === 0) return tf.zeros([FH, FW, C, CO]);
-    // dW^T [CO, K] = dy^T [CO, rows] x patches [rows, K]: both operands untransposed, because
-    // the wasm BatchMatMul only takes its XNNPACK (SIMD, threaded) path for transposeA = transposeB
-    // = false; any transposed matmul falls back to a naive single-threaded C++ loop.
-    const dyCols = tf.transpose(tf.reshape(dyT, [rows, CO])); // [CO, rows]
-    const chunk = Math.max(1, Math.min(rows, Math.floor(IM2COL_MAX_ELEMENTS / K)));
-    let acc: tf.Tensor | undefined;
-    for (let r0 = 0; r0 < rows; r0 += chunk) {
-      const r1 = Math.min(rows, r0 + chunk);
-      const next = tf.tidy(() => {
-        const pInfo = b.makeOutput([r1 - r0, K], "float32");
-        // Views AFTER makeOutput: its malloc may grow (and replace) the WASM heap buffer.
-        const P = b.typedArrayFromHeap(pInfo) as Float32Array;
-        const X = b.typedArrayFromHeap({ dataId: xT.dataId, shape: xT.shape, dtype: "float32" }) as Float32Array;
-        im2col(X, P, r0, r1, { H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, PT, PL });
-        const patches = tf.engine().makeTensorFromTensorInfo(pInfo, b);
-        const dyChunk = r0 === 0 && r1 === rows ? dyCols : tf.slice(dyCols, [0, r0], [CO, r1 - r0]);
-        const part = tf.matMul(dyChunk, patches); // [CO, K]
-        return acc ? tf.add(acc, part) : part;
-      });
-      acc?.dispose();
-      acc = next;
-    }
-    return tf.reshape(tf.transpose(acc as tf.Tensor), [FH, FW, C, CO]);
-  });
-  return asKernelOutput(b, dW);
-}
-
-interface Im2colGeometry {
-  H: number; W: number; C: number; OH: number; OW: number; FH: number; FW: number;
-  SH: number; SW: number; DH: number; DW: number; PT: number; PL: number;
-}
-
-/** Rows [r0, r1) of the patch matrix: row = (n*OH + oh)*OW + ow, column = (kh*FW + kw)*C + ci. */
-function im2col(X: Float32Array, P: Float32Array, r0: number, r1: number, g: Im2colGeometry): void {
-  const { H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, PT, PL } = g;
-  const K = FH * FW * C;
-  for (let r = r0; r < r1; r++) {
-    const ow = r % OW;
-    const t = (r - ow) / OW;
-    const oh = t % OH;
-    const n = (t - oh) / OH;
-    let dst = (r - r0) * K;
-    for (let kh = 0; kh < FH; kh++) {
-      const ih = oh * SH - PT + kh * DH;
-      if (ih < 0 || ih >= H) {
-        P.fill(0, dst, dst + FW * C);
-        dst += FW * C;
-        continue;
-      }
-      const rowBase = (n * H + ih) * W;
-      for (let kw = 0; kw < FW; kw++) {
-        const iw = ow * SW - PL + kw * DW;
-        if (iw < 0 || iw >= W) {
-          P.fill(0, dst, dst + C);
-        } else {
-          const src = (rowBase + iw) * C;
-          if (C >= 16) P.set(X.subarray(src, src + C), dst);
-          else for (let c = 0; c < C; c++) P[dst + c] = X[src + c];
-        }
-        dst += C;
-      }
-    }
   }
 }
