@@ -14,6 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { scaledCosines64 } from "../helpers/f64";
 import { useBackend } from "../helpers/fixtures";
+import { assertThrowsOneLine } from "../helpers/errors";
 import { clipLogits, clipLoss, clipLossTerms, infoNceFromLogits } from "../../src/loss/info_nce";
 
 type FixtureArray = { shape: number[]; dtype: string; data: number[] };
@@ -243,13 +244,7 @@ for (const backend of BACKENDS) {
       const s1 = tf.ones([1]) as unknown as tf.Scalar;
       const sq = tf.ones([3, 4]) as tf.Tensor2D;
 
-      const expectErr = (fn: () => unknown, re: RegExp) =>
-        assert.throws(fn, (e: unknown) => {
-          assert.ok(e instanceof Error);
-          assert.ok(!e.message.includes("\n"), `one line: ${e.message}`);
-          assert.match(e.message, re);
-          return true;
-        });
+      const expectErr = assertThrowsOneLine;
 
       expectErr(() => clipLoss(i35, t45, s), /^clipLoss: textFeatures shape \[4, 5\] must equal imageFeatures shape \[3, 5\]/);
       expectErr(() => clipLoss(i35, t36, s), /^clipLoss: textFeatures shape \[3, 6\] must equal imageFeatures shape \[3, 5\]/);

@@ -9,6 +9,7 @@ import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { scaledCosines64 } from "../helpers/f64";
 import { useBackend } from "../helpers/fixtures";
+import { assertThrowsOneLine } from "../helpers/errors";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { sigLipLoss } from "../../src/loss/siglip";
@@ -168,13 +169,7 @@ for (const backend of BACKENDS) {
       const s = tf.scalar(1);
       const s1 = tf.ones([1]) as unknown as tf.Scalar;
       const base = tf.memory().numTensors;
-      const expectErr = (fn: () => unknown, re: RegExp) =>
-        assert.throws(fn, (e: unknown) => {
-          assert.ok(e instanceof Error);
-          assert.ok(!e.message.includes("\n"), `one line: ${e.message}`);
-          assert.match(e.message, re);
-          return true;
-        });
+      const expectErr = assertThrowsOneLine;
       expectErr(() => sigLipLoss(i35, t45, s, s), /^sigLipLoss: textFeatures shape \[4, 5\] must equal imageFeatures shape \[3, 5\]/);
       expectErr(() => sigLipLoss(i35, t36, s, s), /^sigLipLoss: textFeatures shape \[3, 6\] must equal imageFeatures shape \[3, 5\]/);
       expectErr(() => sigLipLoss(r1, i35, s, s), /^sigLipLoss: imageFeatures must have rank 2 .*got shape \[5\]/);
