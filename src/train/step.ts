@@ -18,6 +18,13 @@ export interface StepResult {
   gradNorm: number;
 }
 
+/**
+ * An extra term added to the contrastive loss inside the gradient tape (e.g. a fairness penalty),
+ * given the batch's unnormalised image and text features [B, E]. It must be differentiable in
+ * them and must not dispose them.
+ */
+export type LossRegularizer = (imageFeatures: tf.Tensor2D, textFeatures: tf.Tensor2D) => tf.Scalar;
+
 export class NonFiniteLossError extends Error {
   override name = "NonFiniteLossError";
 }
@@ -60,6 +67,7 @@ export function trainStep(
   tokens: tf.Tensor2D,
   lr: number,
   gradClipNorm: number | null,
+  regularizer?: LossRegularizer,
 ): StepResult {
   const { clip } = opt;
   const vars = opt.params.map((p) => p.variable);
@@ -67,7 +75,8 @@ export function trainStep(
     const img = clip.encodeImage(pixels); // [B, E]
     const txt = clip.encodeText(tokens); // [B, E]
     const scale = clip.logitScale as tf.Scalar;
-    return opt.loss === "siglip" ? sigLipLoss(img, txt, scale, opt.logitBias as tf.Scalar) : clipLoss(img, txt, scale);
+    const loss = opt.loss === "siglip" ? sigLipLoss(img, txt, scale, opt.logitBias as tf.Scalar) : clipLoss(img, txt, scale);
+    return regularizer ? tf.add(loss, regularizer(img, txt)) : loss;
   };
   const { value, grads } = tf.variableGrads(lossFn, vars);
   const loss = value.dataSync()[0];

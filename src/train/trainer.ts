@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Clip } from "../model/clip";
-import { Batcher } from "../data/batcher";
+import { Batcher, type Batch } from "../data/batcher";
 import { CaptionSet } from "../data/captions";
 import { loadFashionMnist, type LabelledImages } from "../data/fashion_mnist";
 import { tokenizeToIds } from "../text/tokenize";
@@ -93,6 +93,8 @@ export interface TrainData {
   train: LabelledImages;
   test: LabelledImages;
   captions?: CaptionSet;
+  /** Adds a term to every step's loss; it gets the features and the batch they came from. */
+  regularizer?: (imageFeatures: tf.Tensor2D, textFeatures: tf.Tensor2D, batch: Batch) => tf.Scalar;
 }
 
 /** Trains and returns the model alongside the result; the caller disposes `model`. */
@@ -176,7 +178,8 @@ export async function trainClip(
       const tokens = tf.tensor2d(flat, [batch.size, length], "int32");
       let result;
       try {
-        result = trainStep(optimizer, pixels, tokens, lr, opts.gradClipNorm);
+        const regularizer = data?.regularizer;
+        result = trainStep(optimizer, pixels, tokens, lr, opts.gradClipNorm, regularizer && ((img, txt) => regularizer(img, txt, batch)));
       } catch (err) {
         if (err instanceof NonFiniteLossError) {
           const where = checkpoint ?? (opts.resume ? `${opts.outDir}/model.safetensors` : null);

@@ -1,0 +1,16 @@
+/**
+ * A plotly.js figure as plain JSON: what every builder in src/viz returns, what reports inline and
+ * what notebooks display. Keeping it data-only (no plotly import) lets library code build figures
+ * without a browser and lets tests inspect them.
+ * plotly.js figure reference: https://plotly.com/javascript/reference/
+ */
+export interface PlotlyTrace {
+  type?: string;
+  [key: string]: unknown;
+}
+
+export interface Figure {
+  data: PlotlyTrace[];
+  layout?: Record<string, unknown>;
+  config?: Record<string, unknown>;
+}
