@@ -8,6 +8,9 @@ APT_PACKAGES=(
   dataset-fashion-mnist   # real training images: /usr/share/datasets/fashion-mnist
   python3-torch           # the PyTorch peer that `npm run bench` measures against (never used by tests)
   libopenblas0-openmp     # without it Debian's torch falls back to the reference BLAS, an unfair peer
+  jupyter-nbconvert       # runs the notebooks headless (npm run notebooks, and the test suite)
+  jupyter-client          # talks to the tslab kernel
+  chromium                # opens every report and executed notebook to check that its figures render
 )
 
 missing=()
@@ -31,3 +34,6 @@ fi
 # tfjs-node-gpu is optional: its install downloads libtensorflow, which fails without internet,
 # and npm then drops it; cliplab falls back to the WASM backend.
 npm ci --no-audit --no-fund
+
+# The Jupyter kernelspec that starts tslab in this repository (JUPYTER_PATH=$PWD/.jupyter).
+node scripts/install-kernel.js

@@ -30,8 +30,10 @@ export function vectorColumn(values: Float32Array | Uint8Array, dim: number): { 
 
 function toVector(name: string, column: ColumnValues) {
   if (Array.isArray(column)) {
-    if (column.every((v) => typeof v === "string")) return vectorFromArray(column as string[], new Utf8());
-    if (column.every((v) => typeof v === "number")) return makeVector(Float32Array.from(column as number[]));
+    // Widened to unknown[]: TypeScript 5.0 (tslab's compiler) cannot call .every on a union of array types.
+    const values: readonly unknown[] = column;
+    if (values.every((v) => typeof v === "string")) return vectorFromArray(column as string[], new Utf8());
+    if (values.every((v) => typeof v === "number")) return makeVector(Float32Array.from(column as number[]));
     throw new Error(`column ${name}: mixes strings and numbers`);
   }
   if (column instanceof Int32Array) return makeVector(column);
