@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
@@ -12,6 +13,9 @@ export const JUPYTER = process.env.CLIPLAB_JUPYTER ?? "/usr/bin/jupyter";
 export const KERNEL_NAME = "tslab-cliplab";
 const JUPYTER_DIR = path.join(REPO_ROOT, ".jupyter");
 const TEMPLATES = path.join(REPO_ROOT, "scripts", "nbconvert");
+const EXECUTE_PY = path.join(TEMPLATES, "execute.py");
+/** Debian's Python, which has nbclient; a pyenv python3 earlier on PATH does not. */
+const PYTHON = process.env.CLIPLAB_JUPYTER_PYTHON ?? "/usr/bin/python3";
 
 export interface NotebookRun {
   notebook: string;
@@ -29,16 +33,39 @@ function checkSetup(): void {
   if (!fs.existsSync(spec)) throw new NotebookError(`notebooks: kernelspec ${spec} is missing; run \`node scripts/install-kernel.js\``);
 }
 
-/** The error nbconvert printed, without the Python traceback around it. */
-function cellError(stderr: string): string {
-  const at = stderr.indexOf("An error occurred while executing the following cell");
-  const text = at >= 0 ? stderr.slice(at) : stderr.split("\n").slice(-15).join("\n");
-  return text.trim().slice(0, 4000);
+interface NotebookJson {
+  cells: { cell_type: string; source: string | string[]; outputs?: { output_type: string; name?: string; text?: string | string[]; ename?: string; evalue?: string; traceback?: string[] }[] }[];
+}
+
+const joined = (t: string | string[] | undefined) => (Array.isArray(t) ? t.join("") : (t ?? ""));
+
+/** What a cell printed on stderr and any error it raised (tslab reports type errors on stderr). */
+export function cellErrorText(cell: NotebookJson["cells"][number]): string {
+  const outputs = cell.outputs ?? [];
+  const stderr = outputs.filter((o) => o.output_type === "stream" && o.name === "stderr").map((o) => joined(o.text)).join("");
+  const errors = outputs
+    .filter((o) => o.output_type === "error")
+    .map((o) => [o.ename, o.evalue].filter(Boolean).join(": ") || (o.traceback ?? []).join("\n"))
+    // tslab's tracebacks carry ANSI colours.
+    .map((t) => t.replace(/\u001b\[[0-9;]*m/g, ""));
+  return [stderr.trim(), ...errors].filter(Boolean).join("\n") || "(the kernel reported an error without a message)";
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("error", reject);
+    child.on("close", (c) => resolve({ code: c, stderr: err }));
+  });
 }
 
 /**
  * Runs `notebook` and writes `<outDir>/<name>.html`. `env` is added to the kernel's environment
- * (e.g. CLIPLAB_QUICK=1). Rejects with the failing cell and its error.
+ * (e.g. CLIPLAB_QUICK=1). Rejects with the first failing cell and its error, and then writes no HTML.
+ * The notebook is executed to a temporary .ipynb with errors recorded (nbconvert's own failure
+ * message drops what tslab prints on stderr, such as type errors), then rendered.
  */
 export async function executeNotebook(
   notebook: string,
@@ -50,32 +77,40 @@ export async function executeNotebook(
   fs.mkdirSync(outDir, { recursive: true });
   const name = path.basename(notebook, ".ipynb");
   const html = path.join(outDir, `${name}.html`);
-  const args = [
-    "nbconvert",
-    "--execute",
-    "--to",
-    "html",
-    `--TemplateExporter.extra_template_basedirs=${TEMPLATES}`,
-    "--template",
-    "offline",
-    `--ExecutePreprocessor.kernel_name=${KERNEL_NAME}`,
-    `--ExecutePreprocessor.timeout=${opts.timeoutSeconds ?? 1800}`,
-    "--output-dir",
-    outDir,
-    "--output",
-    name,
-    notebook,
-  ];
-  const started = performance.now();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "cliplab-nb-"));
   const env = { ...process.env, ...opts.env, JUPYTER_PATH: JUPYTER_DIR };
-  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-    const child = spawn(JUPYTER, args, { cwd: REPO_ROOT, env, stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("error", reject);
-    child.on("close", (c) => resolve({ code: c, stderr: err }));
-  });
-  if (code !== 0) throw new NotebookError(`notebooks: ${path.relative(REPO_ROOT, notebook)} failed:\n${cellError(stderr)}`);
+  const started = performance.now();
+  try {
+    // nbclient stops at the first failing cell, like nbconvert, but execute.py still writes the
+    // notebook so that the cell's stderr (where tslab puts type errors) can be reported.
+    const out = path.join(work, `${name}.ipynb`);
+    const executed = await run(PYTHON, [EXECUTE_PY, notebook, out, KERNEL_NAME, String(opts.timeoutSeconds ?? 1800)], env);
+    const failedAt = /failed-cell (\d+)/.exec(executed.stderr);
+    if (failedAt && fs.existsSync(out)) {
+      const index = Number(failedAt[1]);
+      const cell = (JSON.parse(fs.readFileSync(out, "utf8")) as NotebookJson).cells[index];
+      throw new NotebookError(
+        `notebooks: ${path.relative(REPO_ROOT, notebook)} failed in cell ${index}:\n${cellErrorText(cell).slice(0, 4000)}\n--- cell source ---\n${joined(cell.source).slice(0, 1500)}`,
+      );
+    }
+    if (executed.code !== 0 || !fs.existsSync(out)) {
+      throw new NotebookError(`notebooks: ${path.relative(REPO_ROOT, notebook)} did not run: ${executed.stderr.trim().split("\n").slice(-5).join(" | ")}`);
+    }
+    const rendered = await run(
+      JUPYTER,
+      ["nbconvert", "--to", "html", `--TemplateExporter.extra_template_basedirs=${TEMPLATES}`, "--template", "offline", "--output-dir", work, "--output", name, out],
+      env,
+    );
+    const tmpHtml = path.join(work, `${name}.html`);
+    if (rendered.code !== 0 || !fs.existsSync(tmpHtml)) {
+      throw new NotebookError(`notebooks: rendering ${name} as HTML failed: ${rendered.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+    }
+    // Into place in one step, so a failed run never leaves a half-written report.
+    fs.copyFileSync(tmpHtml, `${html}.tmp`);
+    fs.renameSync(`${html}.tmp`, html);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
   return { notebook, html, seconds: (performance.now() - started) / 1000 };
 }
 
