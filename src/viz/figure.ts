@@ -13,4 +13,9 @@ export interface Figure {
   data: PlotlyTrace[];
   layout?: Record<string, unknown>;
   config?: Record<string, unknown>;
+  /**
+   * The traces' `customdata` hold PNG data URLs (thumbnails); reports and notebooks show the
+   * hovered point's picture next to the cursor. Not passed to plotly.
+   */
+  hoverImages?: boolean;
 }
