@@ -27,6 +27,7 @@ import * as tf from "@tensorflow/tfjs";
 import { tokenize } from "../text/tokenize";
 import { l2NormalizeRows } from "../loss/info_nce";
 import { checkLabels, checkMatrix, checkPositiveInt, checkScalar, fmtShape } from "./checks";
+import { checkPromptsFit } from "../prompts/templates";
 
 /** The image side of a CLIP model: what a classifier needs once its weights exist. */
 export interface ZeroShotImageModel {
@@ -52,7 +53,8 @@ export type Tokenizer = (texts: string[]) => tf.Tensor2D;
 
 export interface ZeroShotOptions {
   /**
-   * Default: CLIP's BPE `tokenize` with the model's context length and `truncate: true`.
+   * Default: CLIP's BPE `tokenize` with the model's context length; a prompt that does not fit
+   * (which truncation would rob of its class name) is an error naming the class and template.
    * Pass one for a model trained with another vocabulary.
    */
   tokenizer?: Tokenizer;
@@ -260,8 +262,12 @@ export function zeroShotClassifier(
   validateTemplates(templates, fn);
   const batchSize = checkPositiveInt(fn, "batchSize", opts.batchSize ?? DEFAULT_BATCH_SIZE);
   const contextLength = model.config.text_cfg.context_length;
-  const tokenizer: Tokenizer = opts.tokenizer ?? ((texts) => tokenize(texts, { contextLength, truncate: true }));
-  if (typeof tokenizer !== "function") throw new TypeError(`${fn}: tokenizer must be a function (texts: string[]) => tf.Tensor2D`);
+  if (opts.tokenizer !== undefined && typeof opts.tokenizer !== "function") {
+    throw new TypeError(`${fn}: tokenizer must be a function (texts: string[]) => tf.Tensor2D`);
+  }
+  // With CLIP's BPE, a prompt longer than the context would lose its class name: refuse it.
+  if (opts.tokenizer === undefined) checkPromptsFit(classNames, templates, contextLength, fn);
+  const tokenizer: Tokenizer = opts.tokenizer ?? ((texts) => tokenize(texts, { contextLength }));
 
   // Whole classes per chunk (about batchSize prompts), so only [chunk, P, D] features are alive
   // at once: 1000 classes x 80 templates never sit in memory together.
