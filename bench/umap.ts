@@ -106,7 +106,7 @@ export async function runUmapBench(opts: UmapBenchOptions, ctx: BenchContext): P
   const rows = [
     ["exact kNN (tfjs matMul + topk, k=15)", fmt(layout.knnSeconds)],
     ["fuzzy simplicial set (umap-js)", fmt(layout.graphSeconds)],
-    [`layout, ${layout.nEpochs} epochs (umap-js)`, fmt(layout.layoutSeconds)],
+    [`layout, ${layout.nEpochs} epochs (umap-js loop on typed arrays)`, fmt(layout.layoutSeconds)],
     ["total (wall clock)", fmt(total)],
     ["total CPU time of this process", fmt(cpuSeconds)],
     ...(nnDescentSeconds !== undefined ? [["for comparison: umap-js's own kNN (NN-descent)", fmt(nnDescentSeconds)]] : []),

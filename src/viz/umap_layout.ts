@@ -5,11 +5,13 @@
  * NN-descent: on 10,000 x 512 that is the difference between minutes and seconds (bench/umap.ts).
  *
  * Steps: exact kNN (k = nNeighbors, the point itself included) -> umap-js's fuzzy simplicial set
- * -> umap-js's SGD layout from its (seeded) random initialisation, `nEpochs` epochs. Every random
+ * -> umap-js's SGD layout (run on typed arrays by src/viz/umap_sgd.ts, bit-identical to umap-js's
+ * loop) from its (seeded) random initialisation, `nEpochs` epochs. Every random
  * draw goes through one `Random(seed)`, so the same input and options give the same coordinates.
  */
 import * as tf from "@tensorflow/tfjs";
 import { UMAP } from "umap-js";
+import { LayoutProblem, optimizeLayout2d } from "./umap_sgd";
 import { Random } from "../util/random";
 import { KnnMetric, exactKnn } from "./knn";
 
@@ -52,6 +54,26 @@ export const UMAP_DEFAULTS = { seed: 0, nNeighbors: 15, minDist: 0.1, metric: "c
 
 const YIELD_EVERY = 10;
 
+/** The optimisation problem umap-js set up in `initializeFit` (its fields are private in the typings). */
+export function layoutProblem(umap: UMAP): LayoutProblem {
+  const u = umap as unknown as {
+    optimizationState: { head: number[]; tail: number[]; epochsPerSample: number[]; a: number; b: number; nEpochs: number; initialAlpha: number; gamma: number };
+    negativeSampleRate: number;
+  };
+  const st = u.optimizationState;
+  return {
+    head: st.head,
+    tail: st.tail,
+    epochsPerSample: st.epochsPerSample,
+    a: st.a,
+    b: st.b,
+    nEpochs: st.nEpochs,
+    learningRate: st.initialAlpha,
+    repulsionStrength: st.gamma,
+    negativeSampleRate: u.negativeSampleRate,
+  };
+}
+
 /** 2-D UMAP coordinates of the rows of `x` [N, D] (not disposed). Needs N > nNeighbors. */
 export async function umapLayout(x: tf.Tensor2D, opts: UmapOptions = {}): Promise<UmapLayout> {
   const fn = "umapLayout";
@@ -83,19 +105,21 @@ export async function umapLayout(x: tf.Tensor2D, opts: UmapOptions = {}): Promis
   const graphSeconds = (performance.now() - t0) / 1000;
 
   t0 = performance.now();
-  for (let epoch = 0; epoch < nEpochs; epoch++) {
-    umap.step();
-    if ((epoch + 1) % YIELD_EVERY === 0 && epoch + 1 < nEpochs) {
-      progress({ stage: "layout", epoch: epoch + 1, epochs: nEpochs });
+  const problem = layoutProblem(umap);
+  const start = umap.getEmbedding();
+  const flat = new Float64Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    flat[2 * i] = start[i][0];
+    flat[2 * i + 1] = start[i][1];
+  }
+  // umap-js's loop, on typed arrays (src/viz/umap_sgd.ts): the same layout, several times faster.
+  await optimizeLayout2d(flat, problem, () => rng.next(), async (done) => {
+    if (done % YIELD_EVERY === 0 && done < nEpochs) {
+      progress({ stage: "layout", epoch: done, epochs: nEpochs });
       await new Promise((resolve) => setImmediate(resolve));
     }
-  }
-  const embedding = umap.getEmbedding();
-  const coords = new Float32Array(n * 2);
-  for (let i = 0; i < n; i++) {
-    coords[2 * i] = embedding[i][0];
-    coords[2 * i + 1] = embedding[i][1];
-  }
+  });
+  const coords = Float32Array.from(flat);
   const layoutSeconds = (performance.now() - t0) / 1000;
   progress({ stage: "done", epoch: nEpochs, epochs: nEpochs });
   return { coords, n, nEpochs, nNeighbors, knnSeconds, graphSeconds, layoutSeconds };

@@ -9,6 +9,7 @@ import { encodeIdx } from "../../src/data/idx";
 import { FASHION_MNIST_FILES, loadFashionMnist } from "../../src/data/fashion_mnist";
 import { plotlyBundle } from "../../src/viz/html";
 import { tmpDir } from "../helpers/fixtures";
+import { checkHtmlFiles } from "../../scripts/lib/browser_check";
 
 /** A --data-dir with the first `train` / `test` images of the real data. */
 function sliceDataDir(train: number, test: number): string {
@@ -84,6 +85,15 @@ describe("cliplab report", () => {
     const html = fs.readFileSync(out2, "utf8");
     assert.ok(html.includes("<p>From checkpoint "), "training section from metrics.arrow");
     assert.equal(figurePayloads(html).length, 5);
+  });
+
+  it("both reports render every figure in headless Chromium, offline, with no JavaScript error", async () => {
+    const checks = await checkHtmlFiles([out, path.join(dir, "reports", "ckpt.html")]);
+    for (const c of checks) {
+      assert.deepEqual(c.problems, [], `${c.file}: ${c.problems.join("; ")}`);
+      assert.equal(c.figures.length, 5, `${c.file}: figures drawn`);
+      assert.ok(c.figures.every((f) => f.marks > 0));
+    }
   });
 
   it("bad arguments exit 2, a missing checkpoint exits 1 with one line", async () => {
