@@ -1,0 +1,202 @@
+/**
+ * Options and result types of the robustness audit (audit.ts): corruptions
+ * (https://arxiv.org/abs/1903.12261), FGSM (https://arxiv.org/abs/1412.6572) and PGD
+ * (https://arxiv.org/abs/1706.06083). Results are plain JSON-safe objects.
+ */
+import type { CaptionSet } from "../../data/captions";
+import type { Severity } from "./corruptions";
+import type { AttackNorm } from "./attacks";
+
+export interface RobustnessAuditOptions {
+  /** Test images for the clean and corrupted metrics (the first `limit` of the split); default 1000. */
+  limit?: number;
+  /** The first `attackLimit` of those are attacked; default 500. */
+  attackLimit?: number;
+  /** Corruptions to run; default all (`listCorruptions()`). */
+  corruptions?: string[];
+  /** Severities to run; default 1-5. */
+  severities?: Severity[];
+  /**
+   * L-inf budgets in [0, 1] pixel units; 0 is always added (the sanity check). Default 0, 2/255,
+   * 4/255, 8/255, 16/255: Fashion-MNIST models need larger budgets than ImageNet ones (1-4/255).
+   */
+  linfEps?: number[];
+  /** L2 budgets per image (28x28 grey: sqrt(784) = 28 is the whole range); 0 is always added. Default 0, 0.25, 0.5, 1, 2. */
+  l2Eps?: number[];
+  /** PGD steps; default 10. */
+  pgdSteps?: number;
+  /** PGD steps of the "more steps do not help" check, at the median non-zero eps of each norm; default 2 * pgdSteps. */
+  moreSteps?: number;
+  /** PGD step size = factor * eps / steps (Madry et al. use 2.5); default 2.5. */
+  stepSizeFactor?: number;
+  /** Also run targeted PGD towards a random wrong class (default true). */
+  targeted?: boolean;
+  /**
+   * Adversarial examples kept for the report: the first correctly classified attacked images under
+   * L-inf PGD at the upper median of the non-zero L-inf budgets; default 4.
+   */
+  examples?: number;
+  /** Images per forward/backward pass; default 250. */
+  batchSize?: number;
+  seed?: number;
+  /** Slack of the PGD >= FGSM, monotone and more-steps checks, in accuracy (fraction); default 0.005. */
+  tolerance?: number;
+  /** Class names, evaluation templates and caption generator; default `CaptionSet.load()` (Fashion-MNIST). */
+  captions?: CaptionSet;
+  /** Progress, for a CLI bar or a notebook. */
+  onProgress?: (event: AuditProgress) => void;
+}
+
+export interface AuditProgress {
+  phase: "clean" | "corruptions" | "attacks";
+  done: number;
+  total: number;
+  /** What just finished, e.g. "blur 3" or "pgd linf eps=0.0078". */
+  label: string;
+}
+
+/** Metrics of one set of (possibly corrupted) images. */
+export interface ImageSetMetrics {
+  /** Zero-shot top-1 accuracy. */
+  top1: number;
+  /** Mean cosine between each image and its true class's embedding (ensembled evaluation prompts). */
+  matchCosine: number;
+  /** Mean cosine between each image and its own generated caption. */
+  captionCosine: number;
+  /** Recall@1 of image -> caption and caption -> image over the images and their captions. */
+  recallAt1ImageToText: number;
+  recallAt1TextToImage: number;
+}
+
+export interface CorruptionRow extends ImageSetMetrics {
+  name: string;
+  severity: number;
+}
+
+export interface CorruptionSummary {
+  /** Means over every corruption x severity cell. */
+  meanTop1: number;
+  meanMatchCosine: number;
+  meanRecallAt1: number;
+  /** Those means divided by the clean value. */
+  relativeTop1: number;
+  relativeMatchCosine: number;
+  relativeRecallAt1: number;
+  perCorruption: { name: string; meanTop1: number; relativeTop1: number; meanMatchCosine: number }[];
+}
+
+export interface AttackRow {
+  attack: "fgsm" | "pgd";
+  norm: AttackNorm;
+  eps: number;
+  /** Gradient steps (1 for FGSM). */
+  steps: number;
+  /** Robust zero-shot top-1 on the attacked images. */
+  top1: number;
+  /** Fraction of the clean-correct images that the attack makes wrong. */
+  successRate: number;
+  /** Mean cosine of the attacked images with their true class. */
+  matchCosine: number;
+  /** Clean matchCosine (same images) minus this one. */
+  cosineDrop: number;
+}
+
+export interface TargetedRow {
+  attack: "pgd";
+  norm: AttackNorm;
+  eps: number;
+  steps: number;
+  /** Fraction of images classified as their target class after the attack. */
+  successRate: number;
+  /** Mean cosine of the attacked images with their target class (clean value in `cleanTargetCosine`). */
+  targetCosine: number;
+  cleanTargetCosine: number;
+  top1: number;
+}
+
+export interface SanityCheck {
+  pass: boolean;
+  /** What was compared; every item has its own pass flag and the numbers. */
+  details: { label: string; values: Record<string, number>; pass: boolean }[];
+}
+
+export interface SanityChecks {
+  epsZeroEqualsClean: SanityCheck;
+  pgdAtLeastFgsm: SanityCheck;
+  monotoneInEps: SanityCheck;
+  moreStepsNoHelp: SanityCheck;
+  tolerance: number;
+}
+
+export interface TopCaption {
+  caption: string;
+  probability: number;
+}
+
+/** One attacked image next to its original, with the classifier's top captions on both. */
+export interface AdversarialExample {
+  index: number;
+  label: number;
+  className: string;
+  attack: "pgd";
+  norm: AttackNorm;
+  eps: number;
+  height: number;
+  width: number;
+  channels: number;
+  /** HWC values in [0, 1]. */
+  original: number[];
+  adversarial: number[];
+  cleanTop: TopCaption[];
+  adversarialTop: TopCaption[];
+}
+
+/** One image under every corruption at one severity (for the report). */
+export interface CorruptionPreview {
+  severity: number;
+  height: number;
+  width: number;
+  channels: number;
+  /** name -> HWC values in [0, 1]; "clean" included. */
+  images: { name: string; pixels: number[] }[];
+}
+
+export interface RobustnessResult {
+  config: {
+    images: number;
+    attackImages: number;
+    retrievalImages: number;
+    imageSize: number;
+    corruptions: string[];
+    severities: number[];
+    linfEps: number[];
+    l2Eps: number[];
+    pgdSteps: number;
+    moreSteps: number;
+    stepSizeFactor: number;
+    targeted: boolean;
+    seed: number;
+    classNames: string[];
+    templates: string[];
+  };
+  clean: ImageSetMetrics;
+  corruptions: CorruptionRow[];
+  corruptionSummary: CorruptionSummary;
+  /** Clean metrics of the attacked subset (the first `attackImages`). */
+  attackClean: { top1: number; matchCosine: number; n: number };
+  attacks: AttackRow[];
+  /** The "more steps" PGD runs of the sanity check (also in `sanity`). */
+  moreStepsAttacks: AttackRow[];
+  targetedAttacks: TargetedRow[];
+  sanity: SanityChecks;
+  examples: AdversarialExample[];
+  corruptionPreview: CorruptionPreview | null;
+  seconds: { clean: number; corruptions: number; attacks: number; total: number };
+}
+
+/** Options with defaults filled in (resolveAuditOptions). */
+export type ResolvedAuditOptions = Required<Omit<RobustnessAuditOptions, "onProgress" | "captions" | "moreSteps">> & {
+  moreSteps: number;
+  captions: CaptionSet;
+  onProgress?: RobustnessAuditOptions["onProgress"];
+};

@@ -1,0 +1,10 @@
+/** The robustness audit's names are part of the curated public API (src/index.ts, "Audits"). */
+import { it } from "node:test";
+import assert from "node:assert/strict";
+import * as cliplab from "../../src";
+
+it("src/index.ts exports the robustness audit", () => {
+  const names = ["corrupt", "listCorruptions", "fgsm", "pgd", "auditRobustness", "robustnessSection", "tecoaFineTune", "compareRobustness", "zeroShotLoss", "toModelInput"];
+  for (const n of names) assert.equal(typeof (cliplab as Record<string, unknown>)[n], "function", n);
+  assert.ok(cliplab.listCorruptions().length >= 10);
+});
