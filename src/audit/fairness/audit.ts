@@ -1,0 +1,430 @@
+/**
+ * The fairness audit of a CLIP model on labelled images that carry a group attribute: every probe
+ * of the issue, each with a bootstrap 95% interval and a permutation p-value, returned as plain
+ * data (`fairnessSection` turns it into a report section).
+ *
+ * Probes (definitions: ./group_metrics.ts, ./metrics.ts, ./weat.ts):
+ * - zero-shot accuracy per group and the gap focus - rest;
+ * - demographic parity difference and equalised-odds gap of the zero-shot predictions for
+ *   `positiveClass`, and the signed false-positive-rate gap focus - rest;
+ * - retrieval skew for neutral queries: MaxSkew@k and NDKL@k (Geyik et al. 2019,
+ *   https://arxiv.org/abs/1905.01989; Berg et al. 2022, https://arxiv.org/abs/2203.11933),
+ *   averaged over the queries, against the groups' shares among the images;
+ * - WEAT association (Caliskan et al. 2017, https://arxiv.org/abs/1608.07187) between the focus
+ *   group's images (X), the other images (Y) and attribute prompt sets A, B;
+ * - harmful labels (CLIP §7, https://arxiv.org/abs/2103.00020): distractor classes are added to
+ *   the label set; the rate at which each group is assigned to one of them, and the gap.
+ * Signed probes (focus - rest) get two-sided p-values and should have intervals that cover 0 when
+ * there is no bias; unsigned ones (>= 0 by construction) get one-sided p-values and the mean of the
+ * permutation null (what no bias scores at this sample size). For every p-value the group labels
+ * are shuffled among images of the same class (by default), so they are valid when the groups were
+ * assigned to images at random within classes, and a chance imbalance of classes between the
+ * groups is not read as bias.
+ * With `spuriousDirections`, every text embedding is projection-debiased first (./debias.ts).
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { LabelledImages } from "../../data/fashion_mnist";
+import { checkLabelledImages } from "../../data/fashion_mnist";
+import { Batcher } from "../../data/batcher";
+import { fillTemplate, validateTemplates } from "../../eval/zero_shot";
+import { bootstrapCi, bootstrapMean, permutationTest, type Estimate } from "./bootstrap";
+import { checkEmbeddings, checkGroups, checkPositiveInt, checkSeed, membersOf } from "./checks";
+import { demographicParityDifference, equalizedOddsGap } from "./group_metrics";
+import { maxSkewAtK, ndkl } from "./metrics";
+import { associationScores, weatFromScores } from "./weat";
+import { encodeTexts, projectionDebias, type TextEncoder } from "./debias";
+
+/** What the audit uses of a model; `Clip` satisfies it. */
+export interface AuditModel extends TextEncoder {
+  /** Unnormalised image features [B, D] of normalised pixels [B, S, S, 3]. */
+  encodeImage(pixels: tf.Tensor4D): tf.Tensor2D;
+  readonly config: { readonly vision_cfg: { readonly image_size: number }; readonly text_cfg: { readonly context_length: number } };
+}
+
+/** Two prompt sets for a WEAT test: does the focus group sit closer to A (than to B) than the rest? */
+export interface AttributeSets {
+  name: string;
+  a: readonly string[];
+  b: readonly string[];
+}
+
+export interface FairnessAuditOptions {
+  /** Class names as they go into the prompts, in label order. */
+  classNames: readonly string[];
+  /** Prompt templates with one "{}" (ensembled per class, CLIP §3.1.4). */
+  templates: readonly string[];
+  /** The group compared with all the others in the signed gaps and WEAT (X = this group). */
+  focusGroup: string;
+  /** The class whose prediction rate the parity and odds probes compare. */
+  positiveClass: number;
+  /** Names of distractor classes for the harmful-label probe (filled into the templates); none: probe skipped. */
+  distractors?: readonly string[];
+  /** WEAT attribute prompt sets; none: probe skipped. */
+  associations?: readonly AttributeSets[];
+  /** Neutral retrieval queries; default the first template with each class name. */
+  retrievalQueries?: readonly string[];
+  /** Top k of the retrieval probes (default 100, at most the number of images). */
+  k?: number;
+  /** Bootstrap resamples (default 1000). */
+  bootstrap?: number;
+  /** Permutations of the group labels for the group and retrieval probes (default 2000). */
+  permutations?: number;
+  /** Re-partitions for the WEAT p-values (default 10,000). */
+  weatPermutations?: number;
+  /**
+   * "class" (default): p-values shuffle the group labels only among images of the same true class
+   * and the bootstrap resamples within (group, class) cells, so a chance difference in the groups'
+   * class mix is not read as bias (the null: no group effect given the class). "none": shuffle
+   * across all images (the null: the groups are exchangeable outright).
+   */
+  permuteWithin?: "class" | "none";
+  /** Significance level for `flagged` (default 0.05). */
+  alpha?: number;
+  seed?: number;
+  /** Spurious directions [K, D]: project them out of every text embedding (Chuang et al. 2023). Not disposed. */
+  spuriousDirections?: tf.Tensor2D;
+  tokenizer?: (texts: string[]) => tf.Tensor2D;
+  /** Images per encodeImage call (default 500). */
+  batchSize?: number;
+}
+
+export interface ProbeResult {
+  key: string;
+  label: string;
+  /** "signed": focus - rest, 0 without bias; "unsigned": >= 0, compare with nullMean. */
+  kind: "signed" | "unsigned";
+  value: number;
+  ci95: [number, number];
+  pValue: number;
+  /** Mean of the statistic under shuffled group labels (unsigned probes). */
+  nullMean?: number;
+  flagged: boolean;
+}
+
+export interface GroupRow {
+  group: string;
+  count: number;
+  accuracy: Estimate;
+  /** P(prediction = positiveClass | group). */
+  positiveRate: Estimate;
+  tpr: number;
+  fpr: number;
+  /** Share assigned to a distractor class (harmful-label probe). */
+  harmfulRate?: Estimate;
+}
+
+export interface FairnessAuditResult {
+  n: number;
+  focusGroup: string;
+  positiveClass: number;
+  positiveClassName: string;
+  alpha: number;
+  debiased: boolean;
+  /** Zero-shot top-1 over all the images. */
+  accuracy: Estimate;
+  groups: GroupRow[];
+  probes: ProbeResult[];
+  settings: {
+    k: number;
+    bootstrap: number;
+    permutations: number;
+    weatPermutations: number;
+    permuteWithin: "class" | "none";
+    seed: number;
+    distractors: string[];
+    associations: string[];
+    queries: string[];
+  };
+}
+
+const KEYS = [
+  "classNames", "templates", "focusGroup", "positiveClass", "distractors", "associations", "retrievalQueries", "k",
+  "bootstrap", "permutations", "weatPermutations", "permuteWithin", "alpha", "seed", "spuriousDirections", "tokenizer", "batchSize",
+];
+
+/** Unit-norm image features [N, D] of grey images (CLIP-normalised like the trainer's batches). */
+export function imageFeatures(model: AuditModel, images: LabelledImages, batchSize = 500): tf.Tensor2D {
+  checkLabelledImages(images, "imageFeatures: images");
+  const size = model.config.vision_cfg.image_size;
+  const batcher = new Batcher(images, { batchSize: 1, seed: 0, imageSize: size, captions: null });
+  return tf.tidy(() => {
+    const parts: tf.Tensor2D[] = [];
+    for (let s = 0; s < images.count; s += batchSize) {
+      const e = Math.min(images.count, s + batchSize);
+      const idx = Int32Array.from({ length: e - s }, (_, i) => s + i);
+      const px = tf.tensor4d(batcher.pixelsFor(idx), [e - s, size, size, 3]); // [b, S, S, 3]
+      const f = model.encodeImage(px); // [b, D]
+      px.dispose();
+      parts.push(tf.div(f, tf.norm(f, 2, 1, true)) as tf.Tensor2D); // [b, D]
+    }
+    return parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor2D); // [N, D]
+  });
+}
+
+/** Unit-norm prompt-ensembled class embeddings [C, D], projection-debiased if directions are given. */
+export function classEmbeddings(
+  model: TextEncoder,
+  names: readonly string[],
+  templates: readonly string[],
+  opts: { spuriousDirections?: tf.Tensor2D; tokenizer?: (texts: string[]) => tf.Tensor2D } = {},
+): tf.Tensor2D {
+  validateTemplates(templates, "classEmbeddings");
+  const P = templates.length;
+  return tf.tidy(() => {
+    const prompts = names.flatMap((n) => templates.map((t) => fillTemplate(t, n)));
+    const e = encodeTexts(model, prompts, opts.tokenizer); // [C*P, D]
+    const mean = tf.mean(tf.reshape(e, [names.length, P, -1]), 1) as tf.Tensor2D; // [C, D]
+    const w = tf.div(mean, tf.norm(mean, 2, 1, true)) as tf.Tensor2D; // [C, D]
+    return opts.spuriousDirections ? projectionDebias(w, opts.spuriousDirections) : w; // [C, D]
+  });
+}
+
+function texts(model: TextEncoder, list: readonly string[], opts: FairnessAuditOptions): tf.Tensor2D {
+  return tf.tidy(() => {
+    const e = encodeTexts(model, list, opts.tokenizer); // [N, D]
+    return opts.spuriousDirections ? projectionDebias(e, opts.spuriousDirections) : e; // [N, D]
+  });
+}
+
+/** Argmax over the rows of a similarity [N, C] read back as a flat array (lowest index wins ties). */
+function argmaxRows(sim: Float32Array, n: number, c: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (sim[i * c + j] > sim[i * c + best]) best = j;
+    out[i] = best;
+  }
+  return out;
+}
+
+/** Zero-shot top-1 accuracy of `images` with a bootstrap 95% interval (e.g. clean accuracy, without any stamp). */
+export function zeroShotAccuracy(
+  model: AuditModel,
+  images: LabelledImages,
+  classNames: readonly string[],
+  templates: readonly string[],
+  opts: { bootstrap?: number; seed?: number; spuriousDirections?: tf.Tensor2D; tokenizer?: (texts: string[]) => tf.Tensor2D; batchSize?: number } = {},
+): Estimate {
+  const feats = imageFeatures(model, images, opts.batchSize);
+  const w = classEmbeddings(model, classNames, templates, opts);
+  let sim: Float32Array;
+  try {
+    sim = tf.tidy(() => tf.matMul(feats, w, false, true).dataSync() as Float32Array); // [N, C]
+  } finally {
+    tf.dispose([feats, w]);
+  }
+  const pred = argmaxRows(sim, images.count, classNames.length);
+  return bootstrapMean(Array.from(pred, (p, i) => (p === images.labels[i] ? 1 : 0)), { resamples: opts.bootstrap ?? 1000, seed: opts.seed ?? 0 });
+}
+
+/** Runs every probe on `images` (grey, true labels) whose items belong to `groups`. */
+export function runFairnessAudit(model: AuditModel, images: LabelledImages, groups: readonly string[], opts: FairnessAuditOptions): FairnessAuditResult {
+  const fn = "runFairnessAudit";
+  if (opts === null || typeof opts !== "object") throw new TypeError(`${fn}: options are required`);
+  for (const key of Object.keys(opts)) if (!KEYS.includes(key)) throw new RangeError(`${fn}: unknown option ${JSON.stringify(key)} (valid: ${KEYS.join(", ")})`);
+  checkLabelledImages(images, `${fn}: images`);
+  const n = images.count;
+  const groupNames = checkGroups(fn, "groups", groups, n);
+  if (!groupNames.includes(opts.focusGroup)) throw new Error(`${fn}: focusGroup ${JSON.stringify(opts.focusGroup)} is not among the groups (${groupNames.join(", ")})`);
+  const members = membersOf(fn, "groups", groups, groupNames);
+  const C = opts.classNames?.length;
+  if (!Array.isArray(opts.classNames) || C < 2) throw new Error(`${fn}: classNames must list at least two class names`);
+  for (let i = 0; i < n; i++) if (images.labels[i] >= C) throw new RangeError(`${fn}: images label ${images.labels[i]} at index ${i}, but classNames has ${C} classes`);
+  const c = opts.positiveClass;
+  if (!Number.isInteger(c) || c < 0 || c >= C) throw new RangeError(`${fn}: positiveClass must be an integer in [0, ${C - 1}], got ${String(c)}`);
+  const k = checkPositiveInt(fn, "k", opts.k ?? Math.min(100, n));
+  if (k > n) throw new RangeError(`${fn}: k = ${k} is larger than the number of images (${n})`);
+  const B = checkPositiveInt(fn, "bootstrap", opts.bootstrap ?? 1000);
+  const M = checkPositiveInt(fn, "permutations", opts.permutations ?? 2000);
+  const weatM = checkPositiveInt(fn, "weatPermutations", opts.weatPermutations ?? 10000);
+  const seed = checkSeed(fn, opts.seed ?? 0);
+  const permuteWithin = opts.permuteWithin ?? "class";
+  if (permuteWithin !== "class" && permuteWithin !== "none") throw new RangeError(`${fn}: permuteWithin must be "class" or "none", got ${JSON.stringify(permuteWithin)}`);
+  const alpha = opts.alpha ?? 0.05;
+  if (!(alpha > 0 && alpha < 1)) throw new RangeError(`${fn}: alpha must be in (0, 1), got ${String(alpha)}`);
+  const distractors = [...(opts.distractors ?? [])];
+  const associations = [...(opts.associations ?? [])];
+  associations.forEach((s, i) => {
+    if (!s || typeof s.name !== "string" || !Array.isArray(s.a) || !Array.isArray(s.b) || s.a.length === 0 || s.b.length === 0) {
+      throw new Error(`${fn}: associations[${i}] must be {name, a, b} with non-empty prompt lists a and b`);
+    }
+  });
+  const queries = [...(opts.retrievalQueries ?? opts.classNames.map((name) => fillTemplate(opts.templates[0], name)))];
+  if (queries.length === 0) throw new Error(`${fn}: retrievalQueries must not be empty`);
+  const labels = images.labels;
+  const focus = opts.focusGroup;
+
+  // ---- Embeddings (the only tensor work); everything after is JS over numbers.
+  const feats = imageFeatures(model, images, opts.batchSize); // [N, D]
+  try {
+    checkEmbeddings(fn, "the model's image features", feats);
+  } catch (err) {
+    feats.dispose();
+    throw err;
+  }
+  let pred: Int32Array;
+  let harmfulPred: Int32Array | undefined;
+  let querySims: Float32Array;
+  const weatScores: Float64Array[] = [];
+  const owned: tf.Tensor[] = [feats]; // freed at the end, whatever happens
+  const keep = <T extends tf.Tensor>(t: T): T => (owned.push(t), t);
+  try {
+    const w = keep(classEmbeddings(model, opts.classNames, opts.templates, opts)); // [C, D]
+    checkEmbeddings(fn, "the model's class text embeddings", w);
+    const dW = distractors.length ? keep(classEmbeddings(model, distractors, opts.templates, opts)) : undefined; // [Dn, D]
+    const q = keep(texts(model, queries, opts)); // [Q, D]
+    pred = argmaxRows(tf.tidy(() => tf.matMul(feats, w, false, true).dataSync() as Float32Array), n, C); // [N, C]
+    if (dW) {
+      const all = keep(tf.concat([w, dW], 0) as tf.Tensor2D); // [C + Dn, D]
+      harmfulPred = argmaxRows(tf.tidy(() => tf.matMul(feats, all, false, true).dataSync() as Float32Array), n, C + distractors.length);
+    }
+    querySims = tf.tidy(() => tf.matMul(q, feats, false, true).dataSync() as Float32Array); // [Q, N]
+    for (const s of associations) {
+      const a = keep(texts(model, s.a, opts)); // [Na, D]
+      const b = keep(texts(model, s.b, opts)); // [Nb, D]
+      weatScores.push(associationScores(feats, a, b)); // [N]
+    }
+  } finally {
+    tf.dispose(owned);
+  }
+
+  const byClass = permuteWithin === "class";
+  const strata = Array.from(groups, (g, i) => (byClass ? `${g}|${images.labels[i]}` : g));
+  const permStrata = byClass ? Array.from(images.labels) : undefined;
+  const isFocus = (gs: readonly string[], i: number) => gs[i] === focus;
+  /** mean over focus of hit - mean over the rest, over items idx (with group labels gs). */
+  const gap = (gs: readonly string[], idx: ArrayLike<number>, hit: (i: number) => number, include?: (i: number) => boolean): number => {
+    let sf = 0, nf = 0, sr = 0, nr = 0; // prettier-ignore
+    for (let j = 0; j < idx.length; j++) {
+      const i = idx[j];
+      if (include && !include(i)) continue;
+      if (isFocus(gs, i)) { sf += hit(i); nf++; } else { sr += hit(i); nr++; } // prettier-ignore
+    }
+    return nf && nr ? sf / nf - sr / nr : NaN;
+  };
+  const all = Int32Array.from({ length: n }, (_, i) => i);
+  let probeSeed = seed;
+  const signedProbe = (key: string, label: string, hit: (i: number) => number, include?: (i: number) => boolean, bootStrata = strata): ProbeResult => {
+    const s = ++probeSeed;
+    const est = bootstrapCi(n, (idx) => gap(groups, idx, hit, include), { resamples: B, seed: s, strata: bootStrata });
+    const perm = permutationTest(groups, (gs) => gap(gs, all, hit, include), { permutations: M, seed: s + 1000, alternative: "two-sided", strata: permStrata });
+    return { key, label, kind: "signed", value: est.value, ci95: est.ci95, pValue: perm.pValue, flagged: perm.pValue < alpha };
+  };
+  const unsignedProbe = (key: string, label: string, stat: (gs: readonly string[], idx: Int32Array) => number, bootStrata = strata): ProbeResult => {
+    const s = ++probeSeed;
+    const est = bootstrapCi(n, (idx) => stat(groups, idx), { resamples: B, seed: s, strata: bootStrata });
+    const perm = permutationTest(groups, (gs) => stat(gs, all), { permutations: M, seed: s + 1000, alternative: "greater", strata: permStrata });
+    return { key, label, kind: "unsigned", value: est.value, ci95: est.ci95, pValue: perm.pValue, nullMean: perm.nullMean, flagged: perm.pValue < alpha };
+  };
+  const pick = <T,>(arr: ArrayLike<T>, idx: Int32Array): T[] => Array.from(idx, (i) => arr[i]);
+  const predIdx = (idx: Int32Array) => Int32Array.from(idx, (i) => pred[i]);
+  const labIdx = (idx: Int32Array) => Int32Array.from(idx, (i) => labels[i]);
+  const posStrata = byClass ? strata : Array.from(groups, (g, i) => `${g}|${labels[i] === c ? 1 : 0}`);
+  const className = opts.classNames[c];
+
+  const probes: ProbeResult[] = [];
+  probes.push(signedProbe("accuracyGap", `zero-shot accuracy gap (${focus} - rest)`, (i) => (pred[i] === labels[i] ? 1 : 0)));
+  probes.push(signedProbe("positiveRateGap", `P(predicted ${className}) gap (${focus} - rest)`, (i) => (pred[i] === c ? 1 : 0)));
+  probes.push(
+    unsignedProbe("demographicParity", `demographic parity difference (${className})`, (gs, idx) =>
+      demographicParityDifference(predIdx(idx), pick(gs, idx), c, { groupNames: groupNames }) as number,
+    ),
+  );
+  probes.push(
+    unsignedProbe(
+      "equalizedOdds",
+      `equalised-odds gap (${className})`,
+      (gs, idx) => {
+        try {
+          return equalizedOddsGap(predIdx(idx), labIdx(idx), pick(gs, idx), c, { groupNames: groupNames }) as number;
+        } catch {
+          return NaN; // a shuffle that leaves a group without positives or negatives
+        }
+      },
+      posStrata,
+    ),
+  );
+  probes.push(signedProbe("fprGap", `false-positive rate gap for ${className} (${focus} - rest)`, (i) => (pred[i] === c ? 1 : 0), (i) => labels[i] !== c, posStrata));
+
+  // ---- Retrieval skew: each query's images in rank order (ties by index).
+  const Q = queries.length;
+  const order = Array.from({ length: Q }, (_, qi) => {
+    const row = querySims.subarray(qi * n, (qi + 1) * n);
+    return all.slice().sort((a, b) => row[b] - row[a] || a - b);
+  });
+  const desired = Object.fromEntries(groupNames.map((g, gi) => [g, members[gi].length / n]));
+  /** Mean over queries of metric(top-k groups); idx is a (bootstrap) multiset of images. */
+  const skewStat = (metric: typeof maxSkewAtK) => (gs: readonly string[], idx: Int32Array): number => {
+    let mult: Int32Array | undefined;
+    if (idx !== all) {
+      mult = new Int32Array(n);
+      for (let j = 0; j < idx.length; j++) mult[idx[j]]++;
+    }
+    let total = 0;
+    const top: string[] = [];
+    for (const ord of order) {
+      top.length = 0;
+      for (let j = 0; j < n && top.length < k; j++) {
+        const i = ord[j];
+        const times = mult ? mult[i] : 1;
+        for (let t = 0; t < times && top.length < k; t++) top.push(gs[i]);
+      }
+      total += metric(top, k, desired);
+    }
+    return total / Q;
+  };
+  probes.push(unsignedProbe("maxSkew", `MaxSkew@${k} (mean over ${Q} neutral queries)`, skewStat(maxSkewAtK)));
+  probes.push(unsignedProbe("ndkl", `NDKL@${k} (mean over ${Q} neutral queries)`, skewStat(ndkl)));
+
+  // ---- WEAT: X = focus images, Y = the rest.
+  associations.forEach((s, ai) => {
+    const scores = weatScores[ai];
+    const fIdx = members[groupNames.indexOf(focus)];
+    const rest = all.filter((i) => groups[i] !== focus);
+    const r = weatFromScores(Float64Array.from(fIdx, (i) => scores[i]), Float64Array.from(rest, (i) => scores[i]), {
+      permutations: weatM,
+      seed: ++probeSeed,
+      bootstrap: B,
+      strata: byClass ? [...Array.from(fIdx, (i) => labels[i]), ...Array.from(rest, (i) => labels[i])] : undefined,
+    });
+    probes.push({ key: `weat:${s.name}`, label: `WEAT effect size: ${s.name}`, kind: "signed", value: r.effectSize, ci95: r.ci95!, pValue: r.pValue, flagged: r.pValue < alpha });
+  });
+
+  // ---- Harmful labels.
+  if (harmfulPred) {
+    const hp = harmfulPred;
+    probes.push(signedProbe("harmfulGap", `harmful-label rate gap (${focus} - rest)`, (i) => (hp[i] >= C ? 1 : 0)));
+  }
+
+  // ---- Per-group table.
+  const groupRows: GroupRow[] = groupNames.map((g, gi) => {
+    const idx = members[gi];
+    const s = seed + 10000 + gi;
+    const pos = Array.from(idx).filter((i) => labels[i] === c);
+    const neg = Array.from(idx).filter((i) => labels[i] !== c);
+    const rate = (list: number[]) => (list.length ? list.filter((i) => pred[i] === c).length / list.length : NaN);
+    const row: GroupRow = {
+      group: g,
+      count: idx.length,
+      accuracy: bootstrapMean(Array.from(idx, (i) => (pred[i] === labels[i] ? 1 : 0)), { resamples: B, seed: s }),
+      positiveRate: bootstrapMean(Array.from(idx, (i) => (pred[i] === c ? 1 : 0)), { resamples: B, seed: s + 100 }),
+      tpr: rate(pos),
+      fpr: rate(neg),
+    };
+    if (harmfulPred) row.harmfulRate = bootstrapMean(Array.from(idx, (i) => (harmfulPred![i] >= C ? 1 : 0)), { resamples: B, seed: s + 200 });
+    return row;
+  });
+
+  return {
+    n,
+    focusGroup: focus,
+    positiveClass: c,
+    positiveClassName: className,
+    alpha,
+    debiased: opts.spuriousDirections !== undefined,
+    accuracy: bootstrapMean(Array.from(all, (i) => (pred[i] === labels[i] ? 1 : 0)), { resamples: B, seed: seed + 20000 }),
+    groups: groupRows,
+    probes,
+    settings: { k, bootstrap: B, permutations: M, weatPermutations: weatM, permuteWithin, seed, distractors, associations: associations.map((s) => s.name), queries },
+  };
+}
