@@ -5,6 +5,9 @@
 import { CliIO, UsageError, processIO } from "./io";
 import { EMBED_USAGE, embedCommand } from "./embed";
 import { EVAL_USAGE, TRAIN_USAGE, evalCommand, trainCommand } from "./train";
+import { REPORT_USAGE, reportCommand } from "./report";
+import { AUDIT_USAGE, auditCommand } from "./audit";
+import { ZEROSHOT_USAGE, zeroshotCommand } from "./zeroshot";
 
 type Command = (argv: string[], io: CliIO) => Promise<number>;
 
@@ -12,6 +15,9 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   train: { run: trainCommand, usage: TRAIN_USAGE, summary: "train a CLIP on Fashion-MNIST (checkpoints, metrics, resume)" },
   eval: { run: evalCommand, usage: EVAL_USAGE, summary: "zero-shot accuracy and retrieval of a checkpoint on Fashion-MNIST" },
   embed: { run: embedCommand, usage: EMBED_USAGE, summary: "image and text embeddings to an Arrow file, with their cosine matrix" },
+  report: { run: reportCommand, usage: REPORT_USAGE, summary: "the whole pipeline (train or load, evaluate, embed, UMAP) as one self-contained HTML report" },
+  audit: { run: auditCommand, usage: AUDIT_USAGE, summary: "audits of a checkpoint: robustness (corruptions, adversarial attacks)" },
+  zeroshot: { run: zeroshotCommand, usage: ZEROSHOT_USAGE, summary: "zero-shot accuracy of every template of a set and of their ensemble" },
 };
 
 function help(): string {
