@@ -25,11 +25,13 @@
  *   --cpu-budget=S      train: stop the cpu backend after S seconds, a step in flight then counts as a bound (default 180)
  *   --no-profile        train: skip the tf.profile of one step
  *   --accuracy-threads=N train-accuracy: threads for both sides (default 2)
+ *   --umap-points=N, --umap-dim=D, --umap-epochs=E, --umap-nndescent: umap (see bench/umap.ts)
  */
 import { DEFAULT_ENCODER_OPTIONS, EncoderBenchOptions, runEncoderBench } from "./encoders";
 import { initBackend, shutdownBackend } from "../src/backend";
 import { BenchContext, machineInfo } from "./common";
 import { DEFAULT_TRAIN_OPTIONS, TrainBenchOptions, runTrainAccuracyBench, runTrainBench } from "./train";
+import { DEFAULT_UMAP_OPTIONS, runUmapBench } from "./umap";
 
 /** Bad command-line use: reported as one line, without a stack. */
 class UsageError extends Error {}
@@ -48,13 +50,28 @@ const SUITES: Suite[] = [
   },
   {
     name: "train",
-    describe: "ViT-Tiny-28 training throughput (default recipe), tfjs WASM 1/2 threads and cpu vs PyTorch",
+    describe: "training throughput of the default recipe (TRAIN_DEFAULTS: RN-Nano-32), tfjs WASM 1/2 threads and cpu vs PyTorch",
     run: (args, ctx) => runTrainBench(trainOptions(args), ctx),
   },
   {
     name: "train-accuracy",
     describe: "the default training recipe end to end (~6-7 min): time to 85%/88% zero-shot, tfjs vs PyTorch",
     run: (args, ctx) => runTrainAccuracyBench(trainOptions(args), ctx),
+  },
+  {
+    name: "umap",
+    describe: "UMAP of 10,000 x 512 embeddings to 2-D (exact tfjs kNN + umap-js), target under a minute",
+    run: (args, ctx) =>
+      runUmapBench(
+        {
+          points: intArg(args, "umap-points", DEFAULT_UMAP_OPTIONS.points, 20),
+          dim: intArg(args, "umap-dim", DEFAULT_UMAP_OPTIONS.dim),
+          epochs: args.has("umap-epochs") ? intArg(args, "umap-epochs", 200) : undefined,
+          nnDescent: boolArg(args, "umap-nndescent", DEFAULT_UMAP_OPTIONS.nnDescent),
+          seed: intArg(args, "seed", DEFAULT_UMAP_OPTIONS.seed, 0),
+        },
+        ctx,
+      ),
   },
 ];
 
@@ -144,6 +161,7 @@ function trainOptions(args: Map<string, string>): TrainBenchOptions {
 const KNOWN = new Set([
   "only", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "parity", "help",
   "train-batches", "train-steps", "train-warmup", "train-threads", "cpu-steps", "cpu-budget", "profile", "accuracy-threads",
+  "umap-points", "umap-dim", "umap-epochs", "umap-nndescent",
 ]);
 
 async function main(): Promise<void> {

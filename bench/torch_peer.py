@@ -24,6 +24,7 @@ The model is written here from the architecture description of OpenAI's CLIP
 state_dict names so a cliplab checkpoint loads with `load_state_dict(strict=True)`.
 """
 import argparse
+from collections import OrderedDict
 import json
 import math
 import os
@@ -123,13 +124,113 @@ class VisionTransformer(nn.Module):
         return self.ln_post(x[:, 0, :]) @ self.proj  # [B, embed]
 
 
+class Bottleneck(nn.Module):
+    """OpenAI's ModifiedResNet bottleneck (clip/model.py): avgpool before the last 1x1 conv when strided."""
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.avgpool = nn.AvgPool2d(stride) if stride > 1 else nn.Identity()
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu3 = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride > 1 or inplanes != planes * self.expansion:
+            self.downsample = nn.Sequential(OrderedDict([
+                ("-1", nn.AvgPool2d(stride)),
+                ("0", nn.Conv2d(inplanes, planes * self.expansion, 1, stride=1, bias=False)),
+                ("1", nn.BatchNorm2d(planes * self.expansion)),
+            ]))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.relu2(self.bn2(self.conv2(out)))
+        out = self.avgpool(out)
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu3(out + identity)
+
+
+class AttentionPool2d(nn.Module):
+    def __init__(self, spacial_dim, embed_dim, num_heads, output_dim=None):
+        super().__init__()
+        self.positional_embedding = nn.Parameter(torch.randn(spacial_dim ** 2 + 1, embed_dim) / embed_dim ** 0.5)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.c_proj = nn.Linear(embed_dim, output_dim or embed_dim)
+        self.num_heads = num_heads
+
+    def forward(self, x):
+        x = x.flatten(start_dim=2).permute(2, 0, 1)  # [HW, B, C]
+        x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)  # [HW+1, B, C]
+        x = x + self.positional_embedding[:, None, :].to(x.dtype)
+        x, _ = nn.functional.multi_head_attention_forward(
+            query=x[:1], key=x, value=x, embed_dim_to_check=x.shape[-1], num_heads=self.num_heads,
+            q_proj_weight=self.q_proj.weight, k_proj_weight=self.k_proj.weight, v_proj_weight=self.v_proj.weight,
+            in_proj_weight=None, in_proj_bias=torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias]),
+            bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0, out_proj_weight=self.c_proj.weight,
+            out_proj_bias=self.c_proj.bias, use_separate_proj_weight=True, training=self.training, need_weights=False)
+        return x.squeeze(0)
+
+
+class ModifiedResNet(nn.Module):
+    """OpenAI's ModifiedResNet image tower (https://github.com/openai/CLIP/blob/main/clip/model.py)."""
+
+    def __init__(self, layers, output_dim, heads, input_resolution=224, width=64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width // 2, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width // 2)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(width // 2, width // 2, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width // 2)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv3 = nn.Conv2d(width // 2, width, 3, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.relu3 = nn.ReLU(inplace=True)
+        self.avgpool = nn.AvgPool2d(2)
+        self._inplanes = width
+        self.layer1 = self._make_layer(width, layers[0])
+        self.layer2 = self._make_layer(width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(width * 8, layers[3], stride=2)
+        self.attnpool = AttentionPool2d(input_resolution // 32, width * 32, heads, output_dim)
+
+    def _make_layer(self, planes, blocks, stride=1):
+        layers = [Bottleneck(self._inplanes, planes, stride)]
+        self._inplanes = planes * Bottleneck.expansion
+        for _ in range(1, blocks):
+            layers.append(Bottleneck(self._inplanes, planes))
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.relu2(self.bn2(self.conv2(x)))
+        x = self.relu3(self.bn3(self.conv3(x)))
+        x = self.avgpool(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.attnpool(x)
+
+
 class Clip(nn.Module):
     def __init__(self, embed_dim=512, image_size=224, patch=32, vision_width=768, vision_layers=12,
                  context_length=77, vocab_size=49408, text_width=512, text_heads=8, text_layers=12,
                  vision_head_width=64, activation="quick_gelu"):
         super().__init__()
         self.context_length = context_length
-        self.visual = VisionTransformer(image_size, patch, vision_width, vision_layers, vision_width // vision_head_width, embed_dim, activation)
+        self.image_size = image_size
+        if patch is None:  # ModifiedResNet (vision_layers: blocks per stage)
+            self.visual = ModifiedResNet(vision_layers, embed_dim, vision_width * 32 // vision_head_width, image_size, vision_width)
+        else:
+            self.visual = VisionTransformer(image_size, patch, vision_width, vision_layers, vision_width // vision_head_width, embed_dim, activation)
         mask = torch.full((context_length, context_length), float("-inf")).triu_(1)
         self.transformer = Transformer(text_width, text_layers, text_heads, attn_mask=mask, activation=activation)
         self._masks = {context_length: mask}
@@ -476,14 +577,22 @@ def zero_shot_top1(model, weights, images_u8, labels, table, limit, batch=500):
     with no_grad_context():
         for start in range(0, limit, batch):
             end = min(limit, start + batch)
-            feats = model.encode_image(pixels_from_u8(images_u8[start:end], table))
+            feats = model.encode_image(pixels_from_u8(images_u8[start:end], table, model.image_size))
             pred = (feats / feats.norm(dim=1, keepdim=True) @ weights.t()).argmax(dim=1)
             correct += int((pred == labels[start:end]).sum())
     return correct / limit
 
 
-def pixels_from_u8(images_u8, table):
-    """[B, H, W] grey levels -> [B, 3, H, W] CLIP-normalised, through cliplab's float32 lookup table [3, 256]."""
+def pixels_from_u8(images_u8, table, size=None):
+    """[B, H, W] grey levels -> [B, 3, S, S] CLIP-normalised, through cliplab's float32 lookup table [3, 256],
+    centred on a black canvas when S > H (as cliplab's Batcher does)."""
+    b, h, w = images_u8.shape
+    size = size or h
+    if size > h:
+        canvas = torch.zeros((b, size, size), dtype=images_u8.dtype)
+        top, left = (size - h) // 2, (size - w) // 2
+        canvas[:, top:top + h, left:left + w] = images_u8
+        images_u8 = canvas
     return table[:, images_u8.long()].permute(1, 0, 2, 3).contiguous()
 
 
@@ -518,7 +627,7 @@ def train_accuracy(directory, args):
         return top1
 
     for step in range(steps):
-        pixels = pixels_from_u8(train_u8[indices[step]], table)
+        pixels = pixels_from_u8(train_u8[indices[step]], table, m["image_size"])
         toks = tokens[step, :, :meta["lengths"][step]].contiguous()
         t0 = time.perf_counter()
         loss, _ = train_step(model, optimizer, pixels, toks, meta["lrs"][step], meta["grad_clip"])

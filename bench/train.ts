@@ -1,13 +1,14 @@
 /**
- * Training benchmarks of the toolkit's default recipe (src/train/options.ts TRAIN_DEFAULTS:
- * ViT-Tiny-28, symmetric InfoNCE, AdamW lr 2e-3 betas 0.9/0.98 eps 1e-6 wd 0.1, grad-norm clip 1,
- * warm-up 100 steps then cosine), against the same model, loss, optimizer and data in PyTorch
- * (`bench/torch_peer.py train --serve`), measured in the same run.
+ * Training benchmarks of the toolkit's default recipe (src/train/options.ts TRAIN_DEFAULTS: the
+ * model preset there (RN-Nano-32, a ModifiedResNet with train-mode BatchNorm; the peer builds a
+ * ViT or OpenAI's ModifiedResNet to match), symmetric InfoNCE, AdamW lr 2e-3 betas 0.9/0.98 eps
+ * 1e-6 wd 0.1, grad-norm clip 1, warm-up 100 steps then cosine), against the same model, loss,
+ * optimizer and data in PyTorch (`bench/torch_peer.py train --serve`), measured in the same run.
  *
  *   train           steady-state step throughput (image-text pairs/s) at batch 128 and 512, tfjs
  *                   WASM with 1 and with 2 threads, tfjs cpu (a couple of steps), PyTorch with 1 and
  *                   2 threads; plus a tf.profile of one step (where tfjs time goes).
- *   train-accuracy  the default recipe end to end (trainClip, 2 epochs of batch 128 = 936 steps)
+ *   train-accuracy  the default recipe end to end (trainClip, TRAIN_DEFAULTS' epochs of batch 128)
  *                   and PyTorch training the same 936 batches with the same schedule: zero-shot
  *                   top-1 every 100 steps on 2000 test images, at the end on all 10,000; time to
  *                   85% / 88%; peak RSS.
@@ -357,7 +358,9 @@ async function writeAccuracyData(dir: string, opts: TrainBenchOptions): Promise<
     weights: "init.safetensors",
     adamw: ADAMW_META,
     grad_clip: TRAIN_DEFAULTS.gradClipNorm,
-    height: size,
+    // The stored grey images are the dataset's (28x28); the peer centres them on the model's
+    // image_size canvas as the Batcher does.
+    height: train.height,
     train_images: "train.u8",
     train_count: train.count,
     test_images: "test.u8",
@@ -621,12 +624,13 @@ export async function runTrainBench(opts: TrainBenchOptions, ctx: BenchContext):
   return rows;
 }
 
-/** Kernel time grouped: attention matmuls, 2-D matmuls, transposes, elementwise, reductions, the rest. */
+/** Kernel time grouped: attention matmuls, 2-D matmuls, convolutions, transposes, elementwise, reductions, the rest. */
 function summariseProfile(p: { kernels: { name: string; ms: number; calls: number }[]; kernel_ms_total: number }): { group: string; ms: number; share: number; kernels: string[] }[] {
   const groupOf = (name: string): string => {
     if (name.startsWith("BatchMatMul (batched")) return "attention matmuls (rank-4 BatchMatMul, forward + backward)";
     if (name.startsWith("BatchMatMul")) return "2-D matmuls (linear layers, patch embedding, logits; fwd + bwd)";
-    if (name === "Transpose") return "Transpose (heads, matmul-gradient operands)";
+    if (/^(Conv2D|Conv2DBackpropInput|Conv2DBackpropFilter|AvgPool|AvgPoolGrad|FusedConv2D)$/.test(name)) return "convolutions and pooling (forward, input and filter gradients)";
+    if (name === "Transpose") return "Transpose (heads, matmul- and conv-gradient operands)";
     if (/^(Sum|Mean|Max|Min|Prod|Softmax|LogSoftmax|All|Any|ArgMax)$/.test(name)) return "reductions (Sum, Max, ...)";
     if (/^(Gather|GatherV2|GatherNd|ScatterNd|UnsortedSegmentSum|Slice|Concat|Pad|Tile|StridedSlice|SplitV|Reshape|Cast|Identity|Fill|OneHot|ZerosLike|OnesLike|BroadcastTo|PadV2)$/.test(name))
       return "gather / slice / concat / copies";

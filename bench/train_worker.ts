@@ -149,8 +149,8 @@ async function profile(lr: number, steps: number): Promise<Record<string, unknow
   for (const k of info.kernels) {
     let name = k.name;
     k.kernelTimeMs = (Number(k.kernelTimeMs) || 0) / steps; // per step
-    // tf.customGrad (matMul2d's forward) shows up as an "unnamed scope" whose time includes the
-    // BatchMatMul inside it, which is also listed: counted once, under BatchMatMul.
+    // tf.customGrad (matMul2d's and batchNormTrain's forward) shows up as an "unnamed scope" whose
+    // time includes the kernels inside it, which are also listed: counted once, under those.
     if (name === "unnamed scope") {
       wrapperMs += Number(k.kernelTimeMs) || 0;
       continue;

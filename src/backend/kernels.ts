@@ -4,6 +4,9 @@
  *     pass over the input on views of the WASM heap, O(N*D);
  *   - wasm Conv2DBackpropFilter (the gradient of conv2d weights): im2col in JS into WASM memory,
  *     then one transpose-free XNNPACK matmul per chunk;
+ *   - wasm Conv2DBackpropInput (the gradient of conv2d inputs) for stride 1: a forward XNNPACK
+ *     convolution of dy with the spatially flipped, in/out-swapped filter (tfjs' own kernel is a
+ *     scalar loop, ~10x slower); other strides and dilations keep tfjs' kernel;
  *   - cpu UnsortedSegmentSum: the same one pass (tfjs' own loops over every segment).
  * A kernel a future tfjs registers for wasm is left alone.
  */
@@ -19,6 +22,54 @@ export function registerWasmKernels(): void {
   };
   add(tf.UnsortedSegmentSum, unsortedSegmentSumWasm);
   add(tf.Conv2DBackpropFilter, conv2DBackpropFilterWasm);
+  replaceConv2DBackpropInputWasm();
+}
+
+let tfjsConv2DBackpropInput: tf.KernelFunc | undefined;
+
+function replaceConv2DBackpropInputWasm(): void {
+  const existing = tf.getKernel(tf.Conv2DBackpropInput, "wasm");
+  if (existing?.kernelFunc === conv2DBackpropInputWasm) return;
+  tfjsConv2DBackpropInput = existing?.kernelFunc;
+  if (existing) tf.unregisterKernel(tf.Conv2DBackpropInput, "wasm");
+  tf.registerKernel({ kernelName: tf.Conv2DBackpropInput, backendName: "wasm", kernelFunc: conv2DBackpropInputWasm, setupFunc: existing?.setupFunc });
+}
+
+/**
+ * dx of a stride-1, dilation-1 NHWC convolution: dx = conv(dy, W'), W'[kh,kw,co,ci] =
+ * W[FH-1-kh, FW-1-kw, ci, co], with padding FH-1-top above and whatever restores the input height
+ * below (likewise for the width). Other cases go to tfjs' kernel.
+ */
+function conv2DBackpropInputWasm(args: KernelArgs): tf.TensorInfo {
+  const { inputs, attrs, backend } = args;
+  const b = backend as BackendWasm;
+  const dyIn = inputs.dy as tf.TensorInfo;
+  const filterIn = inputs.filter as tf.TensorInfo;
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const nhwc = tf.backend_util.convertConv2DDataFormat(dataFormat) === "channelsLast";
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filterIn.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, "channelsLast");
+  if (!nhwc || info.strideHeight !== 1 || info.strideWidth !== 1 || dyIn.dtype !== "float32" || filterIn.dtype !== "float32") {
+    if (!tfjsConv2DBackpropInput) throw new Error("Conv2DBackpropInput (wasm): no fallback kernel for this case");
+    return tfjsConv2DBackpropInput(args) as tf.TensorInfo;
+  }
+  const { filterHeight: FH, filterWidth: FW, inHeight: H, inWidth: W, outHeight: OH, outWidth: OW } = info;
+  const top = FH - 1 - info.padInfo.top;
+  const left = FW - 1 - info.padInfo.left;
+  const bottom = H - OH + FH - 1 - top;
+  const right = W - OW + FW - 1 - left;
+  const dx = tf.tidy(() => {
+    const dy = asTensor(b, dyIn) as tf.Tensor4D; // [N, OH, OW, CO]
+    const filter = asTensor(b, filterIn) as tf.Tensor4D; // [FH, FW, CI, CO]
+    const flipped = FH === 1 && FW === 1 ? filter : tf.reverse(filter, [0, 1]);
+    const swapped = tf.transpose(flipped, [0, 1, 3, 2]) as tf.Tensor4D; // [FH, FW, CO, CI]
+    if (top < 0 || left < 0 || bottom < 0 || right < 0) {
+      // Padding larger than the filter: crop the full correlation instead.
+      const full = tf.conv2d(dy, swapped, 1, [[0, 0], [FH - 1, FH - 1], [FW - 1, FW - 1], [0, 0]]); // [N, OH+FH-1, OW+FW-1, CI]
+      return tf.slice(full, [0, info.padInfo.top, info.padInfo.left, 0], [-1, H, W, -1]);
+    }
+    return tf.conv2d(dy, swapped, 1, [[0, 0], [top, bottom], [left, right], [0, 0]]); // [N, H, W, CI]
+  });
+  return asKernelOutput(b, dx);
 }
 
 function sizeOf(shape: number[]): number {
@@ -150,10 +201,26 @@ function conv2DBackpropFilterWasm({ inputs, attrs, backend }: KernelArgs): tf.Te
     const K = FH * FW * C;
     const rows = N * OH * OW;
     if (rows === 0 || K === 0 || CO === 0) return tf.zeros([FH, FW, C, CO]);
+    if (SH === 1 && SW === 1 && DH === 1 && DW === 1 && (FH > 1 || FW > 1)) {
+      // The batch becomes the contraction axis of a forward XNNPACK convolution (no im2col):
+      // dW[kh,kw,ci,co] = conv(x as [C, H, W, N], dy as a [OH, OW, N, CO] filter)[ci, kh, kw, co].
+      // Measured 1.1-2.2x faster than im2col + matmul for 8-64 channels.
+      const xPadded = PT > 0 || PL > 0 || info.padInfo.bottom > 0 || info.padInfo.right > 0
+        ? tf.pad(xT, [[0, 0], [PT, info.padInfo.bottom], [PL, info.padInfo.right], [0, 0]])
+        : xT;
+      const xc = tf.transpose(xPadded, [3, 1, 2, 0]) as tf.Tensor4D; // [C, H+pads, W+pads, N]
+      const dyf = tf.transpose(dyT, [1, 2, 0, 3]) as tf.Tensor4D; // [OH, OW, N, CO]
+      const out = tf.conv2d(xc, dyf, 1, "valid"); // [C, FH, FW, CO]
+      return tf.transpose(out, [1, 2, 0, 3]); // [FH, FW, C, CO]
+    }
     // dW^T [CO, K] = dy^T [CO, rows] x patches [rows, K]: both operands untransposed, because
     // the wasm BatchMatMul only takes its XNNPACK (SIMD, threaded) path for transposeA = transposeB
     // = false; any transposed matmul falls back to a naive single-threaded C++ loop.
     const dyCols = tf.transpose(tf.reshape(dyT, [rows, CO])); // [CO, rows]
+    if (FH === 1 && FW === 1 && SH === 1 && SW === 1 && PT === 0 && PL === 0 && OH === H && OW === W) {
+      // A 1x1 convolution's patch matrix is x itself.
+      return tf.reshape(tf.transpose(tf.matMul(dyCols, tf.reshape(xT, [rows, C]))), [1, 1, C, CO]); // [1, 1, C, CO]
+    }
     const chunk = Math.max(1, Math.min(rows, Math.floor(IM2COL_MAX_ELEMENTS / K)));
     let acc: tf.Tensor | undefined;
     for (let r0 = 0; r0 < rows; r0 += chunk) {
@@ -182,16 +249,27 @@ interface Im2colGeometry {
   SH: number; SW: number; DH: number; DW: number; PT: number; PL: number;
 }
 
-/** Rows [r0, r1) of the patch matrix: row = (n*OH + oh)*OW + ow, column = (kh*FW + kw)*C + ci. */
+/**
+ * Rows [r0, r1) of the patch matrix: row = (n*OH + oh)*OW + ow, column = (kh*FW + kw)*C + ci.
+ * X and P are views of the same WASM heap, so runs are moved with `copyWithin` on one view of the
+ * whole heap (no per-run subarray objects); the FW*C values of one filter row are contiguous in x
+ * whenever the row lies inside the image horizontally, and move as one run.
+ */
 function im2col(X: Float32Array, P: Float32Array, r0: number, r1: number, g: Im2colGeometry): void {
   const { H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, PT, PL } = g;
   const K = FH * FW * C;
+  const heap = new Float32Array(X.buffer);
+  const xBase = X.byteOffset >> 2;
+  const pBase = P.byteOffset >> 2;
+  const rowRun = DW === 1;
   for (let r = r0; r < r1; r++) {
     const ow = r % OW;
     const t = (r - ow) / OW;
     const oh = t % OH;
     const n = (t - oh) / OH;
     let dst = (r - r0) * K;
+    const iw0 = ow * SW - PL;
+    const inside = rowRun && iw0 >= 0 && iw0 + FW <= W;
     for (let kh = 0; kh < FH; kh++) {
       const ih = oh * SH - PT + kh * DH;
       if (ih < 0 || ih >= H) {
@@ -200,14 +278,19 @@ function im2col(X: Float32Array, P: Float32Array, r0: number, r1: number, g: Im2
         continue;
       }
       const rowBase = (n * H + ih) * W;
+      if (inside) {
+        const src = xBase + (rowBase + iw0) * C;
+        heap.copyWithin(pBase + dst, src, src + FW * C);
+        dst += FW * C;
+        continue;
+      }
       for (let kw = 0; kw < FW; kw++) {
-        const iw = ow * SW - PL + kw * DW;
+        const iw = iw0 + kw * DW;
         if (iw < 0 || iw >= W) {
           P.fill(0, dst, dst + C);
         } else {
-          const src = (rowBase + iw) * C;
-          if (C >= 16) P.set(X.subarray(src, src + C), dst);
-          else for (let c = 0; c < C; c++) P[dst + c] = X[src + c];
+          const src = xBase + (rowBase + iw) * C;
+          heap.copyWithin(pBase + dst, src, src + C);
         }
         dst += C;
       }

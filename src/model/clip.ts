@@ -11,7 +11,7 @@ import { Activation, Weights } from "./layers";
 import { causalMask } from "./attention";
 import { encodeImageViT } from "./vision_transformer";
 import { encodeImageResNet } from "./modified_resnet";
-import { encodeTextTransformer, firstArgmax } from "./text_transformer";
+import { encodeTextFromEmbeddings, encodeTextTransformer, firstArgmax } from "./text_transformer";
 import { ParamSpec, clipParamSpecs, initialValues, internalShape, numel, toExternalLayout, toInternalLayout } from "./params";
 import { Random } from "../util/random";
 
@@ -20,6 +20,11 @@ export interface StateTensor {
   name: string;
   shape: number[];
   data: Float32Array;
+}
+
+export interface EncodeOptions {
+  /** Training mode (batch statistics in BatchNorm, which also updates its running statistics); default false. */
+  training?: boolean;
 }
 
 export interface ClipOutput {
@@ -118,8 +123,13 @@ export class Clip {
     return this.specs.filter((s) => s.trainable).reduce((n, s) => n + numel(s.shape), 0);
   }
 
-  /** Image features before normalisation, like OpenAI's `encode_image`. pixels: [B, S, S, 3], normalised. */
-  encodeImage(pixels: tf.Tensor4D): tf.Tensor2D {
+  /**
+   * Image features before normalisation, like OpenAI's `encode_image`. pixels: [B, S, S, 3], normalised.
+   * `training: true` is torch's `model.train()` for the image tower: a ModifiedResNet's BatchNorm
+   * then uses batch statistics and updates its running statistics (once per call); the default,
+   * inference, uses the running statistics. A ViT has no mode-dependent layers.
+   */
+  encodeImage(pixels: tf.Tensor4D, opts: EncodeOptions = {}): tf.Tensor2D {
     this.assertAlive();
     const size = this.config.vision_cfg.image_size;
     if (pixels.rank !== 4 || pixels.shape[1] !== size || pixels.shape[2] !== size || pixels.shape[3] !== 3) {
@@ -128,7 +138,7 @@ export class Clip {
     if (pixels.dtype !== "float32") throw new Error(`pixels must be float32, got ${pixels.dtype}`);
     return tf.tidy(() =>
       this.tower === "ModifiedResNet"
-        ? encodeImageResNet(pixels, this.weights, this.config)
+        ? encodeImageResNet(pixels, this.weights, this.config, opts.training ?? false)
         : encodeImageViT(pixels, this.weights, this.config, this.activation),
     );
   }
@@ -154,6 +164,25 @@ export class Clip {
     const eot = firstArgmax(ids, batch, length);
     const mask = this.causalMask(length);
     return tf.tidy(() => encodeTextTransformer(tokens, eot, this.weights, this.config, this.activation, mask));
+  }
+
+  /**
+   * Text features from token embeddings x [B, T, width] (T <= context_length) instead of ids,
+   * pooled at `eotIndex[b]` (prompt tuning: learned vectors in place of some tokens). Differentiable in x.
+   */
+  encodeTextEmbeddings(x: tf.Tensor3D, eotIndex: Int32Array): tf.Tensor2D {
+    this.assertAlive();
+    const { context_length: ctx, width } = this.config.text_cfg;
+    if (x.rank !== 3 || x.shape[1] < 1 || x.shape[1] > ctx || x.shape[2] !== width) {
+      throw new Error(`encodeTextEmbeddings: x must be [B, T, ${width}] with 1 <= T <= ${ctx}, got [${x.shape}]`);
+    }
+    if (x.dtype !== "float32") throw new Error(`encodeTextEmbeddings: x must be float32, got ${x.dtype}`);
+    const [batch, length] = x.shape;
+    if (!(eotIndex instanceof Int32Array) || eotIndex.length !== batch || eotIndex.some((i) => i < 0 || i >= length)) {
+      throw new Error(`encodeTextEmbeddings: eotIndex must be an Int32Array of ${batch} positions in [0, ${length})`);
+    }
+    const mask = this.causalMask(length);
+    return tf.tidy(() => encodeTextFromEmbeddings(x, eotIndex, this.weights, this.config, this.activation, mask));
   }
 
   /** Scaled cosine similarities, like OpenAI's `CLIP.forward`. */

@@ -2,16 +2,19 @@
  * OpenAI's ModifiedResNet image encoder (CLIP paper, https://arxiv.org/abs/2103.00020, §2.4):
  * a 3-conv stem with an average pool, anti-aliased strided bottlenecks (avgpool before the
  * stride-1 conv, "ResNet-D"-style, https://arxiv.org/abs/1812.01187), and an attention pool
- * in place of global average pooling. Inference uses BatchNorm running statistics.
+ * in place of global average pooling. BatchNorm (https://arxiv.org/abs/1502.03167) uses the
+ * running statistics in inference, the batch's in training (which also updates the running ones).
  */
 import * as tf from "@tensorflow/tfjs";
 import { ClipConfig, visionHeads } from "./config";
-import { Weights, batchNormEval, conv2d, linear } from "./layers";
+import { Weights, batchNormEval, batchNormTrain, conv2d, linear } from "./layers";
 import { attend } from "./attention";
 import { resnetPlan } from "./params";
 
-function convBnRelu(x: tf.Tensor4D, w: Weights, conv: string, bn: string, padding: number): tf.Tensor4D {
-  return tf.relu(batchNormEval(conv2d(x, w(`${conv}.weight`), 1, padding), w, bn));
+type Norm = (x: tf.Tensor4D, w: Weights, prefix: string) => tf.Tensor4D;
+
+function convBnRelu(x: tf.Tensor4D, w: Weights, norm: Norm, conv: string, bn: string, padding: number): tf.Tensor4D {
+  return tf.relu(norm(conv2d(x, w(`${conv}.weight`), 1, padding), w, bn));
 }
 
 function avgPool(x: tf.Tensor4D, size: number): tf.Tensor4D {
@@ -19,15 +22,15 @@ function avgPool(x: tf.Tensor4D, size: number): tf.Tensor4D {
 }
 
 /** One bottleneck: 1x1 -> 3x3 -> avgpool(stride) -> 1x1 (x4), plus the (pooled) shortcut. */
-function bottleneck(x: tf.Tensor4D, w: Weights, prefix: string, stride: number, downsample: boolean): tf.Tensor4D {
-  let out = convBnRelu(x, w, `${prefix}.conv1`, `${prefix}.bn1`, 0); // [B, H, W, planes]
-  out = convBnRelu(out, w, `${prefix}.conv2`, `${prefix}.bn2`, 1);
+function bottleneck(x: tf.Tensor4D, w: Weights, norm: Norm, prefix: string, stride: number, downsample: boolean): tf.Tensor4D {
+  let out = convBnRelu(x, w, norm, `${prefix}.conv1`, `${prefix}.bn1`, 0); // [B, H, W, planes]
+  out = convBnRelu(out, w, norm, `${prefix}.conv2`, `${prefix}.bn2`, 1);
   out = avgPool(out, stride); // [B, H/s, W/s, planes]
-  out = batchNormEval(conv2d(out, w(`${prefix}.conv3.weight`), 1, 0), w, `${prefix}.bn3`); // [B, H/s, W/s, 4 planes]
+  out = norm(conv2d(out, w(`${prefix}.conv3.weight`), 1, 0), w, `${prefix}.bn3`); // [B, H/s, W/s, 4 planes]
   let identity = x;
   if (downsample) {
     identity = avgPool(x, stride);
-    identity = batchNormEval(conv2d(identity, w(`${prefix}.downsample.0.weight`), 1, 0), w, `${prefix}.downsample.1`);
+    identity = norm(conv2d(identity, w(`${prefix}.downsample.0.weight`), 1, 0), w, `${prefix}.downsample.1`);
   }
   return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
 }
@@ -48,14 +51,19 @@ function attentionPool(x: tf.Tensor4D, w: Weights, heads: number): tf.Tensor2D {
   return linear(pooled, w("visual.attnpool.c_proj.weight"), w("visual.attnpool.c_proj.bias")) as tf.Tensor2D; // [B, embed]
 }
 
-export function encodeImageResNet(images: tf.Tensor4D, w: Weights, cfg: ClipConfig): tf.Tensor2D {
-  let x = tf.relu(batchNormEval(conv2d(images, w("visual.conv1.weight"), 2, 1), w, "visual.bn1")); // [B, H/2, W/2, w/2]
-  x = convBnRelu(x, w, "visual.conv2", "visual.bn2", 1);
-  x = convBnRelu(x, w, "visual.conv3", "visual.bn3", 1); // [B, H/2, W/2, width]
+/**
+ * `training`: BatchNorm normalises with batch statistics and updates the running statistics
+ * (torch's `model.train()`); otherwise it uses the running statistics (`model.eval()`).
+ */
+export function encodeImageResNet(images: tf.Tensor4D, w: Weights, cfg: ClipConfig, training = false): tf.Tensor2D {
+  const norm: Norm = training ? batchNormTrain : batchNormEval;
+  let x = tf.relu(norm(conv2d(images, w("visual.conv1.weight"), 2, 1), w, "visual.bn1")); // [B, H/2, W/2, w/2]
+  x = convBnRelu(x, w, norm, "visual.conv2", "visual.bn2", 1);
+  x = convBnRelu(x, w, norm, "visual.conv3", "visual.bn3", 1); // [B, H/2, W/2, width]
   x = avgPool(x, 2); // [B, H/4, W/4, width]
   for (const block of resnetPlan(cfg)) {
     const input = x;
-    x = tf.tidy(() => bottleneck(input, w, block.prefix, block.stride, block.downsample));
+    x = tf.tidy(() => bottleneck(input, w, norm, block.prefix, block.stride, block.downsample));
   }
   return attentionPool(x, w, visionHeads(cfg)); // [B, embed]
 }

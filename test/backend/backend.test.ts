@@ -343,9 +343,10 @@ describe("initBackend in this process, and the wasm training kernels", () => {
     assert.equal(tf.memory().numTensors, before, `${what}: leaked tensors`);
   }
 
-  test("the two kernels are registered for wasm", () => {
+  test("the training kernels are registered for wasm", () => {
     assert.ok(tf.getKernel("UnsortedSegmentSum", "wasm"));
     assert.ok(tf.getKernel("Conv2DBackpropFilter", "wasm"));
+    assert.ok(tf.getKernel("Conv2DBackpropInput", "wasm"));
   });
 
   test("UnsortedSegmentSum matches cpu (2-D, 1-D, out-of-range ids dropped, empty segments)", async () => {
@@ -381,6 +382,11 @@ describe("initBackend in this process, and the wasm training kernels", () => {
     { name: "numeric pad 1 stride 2", x: [2, 8, 9, 5], f: [3, 3, 5, 4], strides: 2, pad: 1 },
     { name: "patch embedding 4x4 stride 4", x: [3, 16, 16, 3], f: [4, 4, 3, 8], strides: 4, pad: "valid" },
     { name: "1x1 conv", x: [2, 5, 6, 16], f: [1, 1, 16, 12], strides: 1, pad: "valid" },
+    // Stride 1 takes the forward-convolution paths of our Conv2DBackpropInput / Conv2DBackpropFilter.
+    { name: "3x3 numeric pad 1 stride 1", x: [3, 8, 8, 8], f: [3, 3, 8, 16], strides: 1, pad: 1 },
+    { name: "3x3 valid stride 1 (pre-padded, as the ResNet does)", x: [2, 10, 10, 6], f: [3, 3, 6, 5], strides: 1, pad: "valid" },
+    { name: "2x4 same stride 1 (asymmetric padding)", x: [2, 7, 9, 3], f: [2, 4, 3, 4], strides: 1, pad: "same" },
+    { name: "3x3 pad 3 stride 1 (padding beyond the filter)", x: [1, 5, 6, 4], f: [3, 3, 4, 3], strides: 1, pad: 3 },
   ];
   for (const cc of convCases) {
     test(`gradient of tf.conv2d (${cc.name}) matches cpu, filter and input`, async () => {
@@ -397,34 +403,36 @@ describe("initBackend in this process, and the wasm training kernels", () => {
     });
   }
 
-  test("Conv2DBackpropFilter kernel directly: NCHW and a large input that needs several im2col chunks", async () => {
+  test("Conv2DBackpropFilter kernel directly: NCHW and a large strided input that needs several im2col chunks", async () => {
     // NCHW (the wasm conv2d itself is NHWC-only, so only the kernel can be exercised).
     const x = lcg(2 * 3 * 9 * 10, 31);
     const dy = lcg(2 * 4 * 5 * 5, 32);
     await compare("Conv2DBackpropFilter NCHW", () =>
       tf.engine().runKernel("Conv2DBackpropFilter", { x: tf.tensor4d(x, [2, 3, 9, 10]), dy: tf.tensor4d(dy, [2, 4, 5, 5]) }, { strides: [2, 2], pad: "same", dataFormat: "NCHW", filterShape: [3, 3, 3, 4] }) as tf.Tensor,
     );
-    // rows = 36*30 = 1080, K = 3*3*900 = 8100: 8.7M patch elements > the 8M-element chunk bound,
-    // so two im2col chunks are accumulated. tfjs' cpu kernel needs seconds for this, so the
-    // reference here is a direct loop.
-    const xs: [number, number, number, number] = [1, 36, 30, 900];
+    // Stride 2 (stride 1 takes the forward-convolution path): rows = 36*30 = 1080, K = 3*3*900 =
+    // 8100: 8.7M patch elements > the 8M-element chunk bound, so two im2col chunks are accumulated.
+    // tfjs' cpu kernel needs seconds for this, so the reference here is a direct loop.
+    const xs: [number, number, number, number] = [1, 72, 60, 900];
     const big = lcg(xs.reduce((a, b) => a * b), 33);
-    const dyBig = lcg(36 * 30 * 2, 34);
+    const [OH, OW] = [36, 30];
+    const dyBig = lcg(OH * OW * 2, 34);
     const got = (
-      await on("wasm", () => tf.engine().runKernel("Conv2DBackpropFilter", { x: tf.tensor4d(big, xs), dy: tf.tensor4d(dyBig, [1, 36, 30, 2]) }, { strides: [1, 1], pad: "same", dataFormat: "NHWC", filterShape: [3, 3, 900, 2] }) as tf.Tensor)
+      await on("wasm", () => tf.engine().runKernel("Conv2DBackpropFilter", { x: tf.tensor4d(big, xs), dy: tf.tensor4d(dyBig, [1, OH, OW, 2]) }, { strides: [2, 2], pad: "same", dataFormat: "NHWC", filterShape: [3, 3, 900, 2] }) as tf.Tensor)
     )[0];
     const [, H, W, C] = xs;
     const want = new Float64Array(3 * 3 * C * 2);
-    for (let oh = 0; oh < H; oh++)
-      for (let ow = 0; ow < W; ow++)
+    // "same" with stride 2 over an even side pads 0 before and 1 after.
+    for (let oh = 0; oh < OH; oh++)
+      for (let ow = 0; ow < OW; ow++)
         for (let kh = 0; kh < 3; kh++)
           for (let kw = 0; kw < 3; kw++) {
-            const ih = oh + kh - 1;
-            const iw = ow + kw - 1;
+            const ih = oh * 2 + kh;
+            const iw = ow * 2 + kw;
             if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
             for (let c = 0; c < C; c++) {
               const xv = big[(ih * W + iw) * C + c];
-              for (let o = 0; o < 2; o++) want[((kh * 3 + kw) * C + c) * 2 + o] += xv * dyBig[(oh * W + ow) * 2 + o];
+              for (let o = 0; o < 2; o++) want[((kh * 3 + kw) * C + c) * 2 + o] += xv * dyBig[(oh * OW + ow) * 2 + o];
             }
           }
     assertClose(got, want, "Conv2DBackpropFilter chunked");

@@ -38,6 +38,8 @@ for (const preset of ["ViT-Tiny-28", "RN-Tiny-32"]) {
       );
       const bias = tf.scalar(-10);
       assertNoGrowth("encodeImage", () => clip.encodeImage(images).dispose());
+      // Training mode (BatchNorm batch statistics; the running statistics are replaced in place).
+      assertNoGrowth("encodeImage training", () => clip.encodeImage(images, { training: true }).dispose());
       assertNoGrowth("encodeText", () => clip.encodeText(tokens).dispose());
       assertNoGrowth("forward", () => {
         const out = clip.forward(images, tokens);
@@ -57,6 +59,13 @@ for (const preset of ["ViT-Tiny-28", "RN-Tiny-32"]) {
         tf.dispose([value, ...Object.values(grads)]);
       });
       assert.ok(Number.isFinite(firstLoss));
+      assertNoGrowth("gradient step, training mode", () => {
+        const { value, grads } = tf.variableGrads(
+          () => clipLoss(clip.encodeImage(images, { training: true }), clip.encodeText(tokens), clip.logitScale as tf.Scalar),
+          vars,
+        );
+        tf.dispose([value, ...Object.values(grads)]);
+      });
       tf.dispose([images, tokens, bias]);
       const before = tf.memory().numTensors;
       clip.dispose();

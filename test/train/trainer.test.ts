@@ -72,6 +72,29 @@ describe("trainClip", () => {
     await assert.rejects(trainClip({ ...BASE, outDir: dir, resume: true, lr: 2e-3 }, {}, data), /cannot resume .*: option lr was 0\.001, now 0\.002/);
   });
 
+  it("resumes a ModifiedResNet exactly: BatchNorm running statistics and the sparse embedding moments round-trip", async () => {
+    const rn = { ...BASE, model: "RN-Nano-32", epochs: 1 };
+    const whole = await trainClip(rn, {}, data);
+    const wholeState = new Map(whole.model.stateDict().map((t) => [t.name, t.data]));
+    whole.model.dispose();
+    const dir = tmpDir();
+    (await trainClip({ ...rn, outDir: dir, stopAfterSteps: 3 }, {}, data)).model.dispose();
+    const saved = await loadCheckpoint(path.join(dir, "model.safetensors"));
+    // Training mode moved the running statistics away from their initial 0 / 1 and they were saved.
+    const rm = saved.params.get("visual.bn1.running_mean")!.dataSync();
+    const rv = saved.params.get("visual.bn1.running_var")!.dataSync();
+    assert.ok(rm.some((x) => x !== 0) && rv.some((x) => x !== 1), "running statistics were updated and saved");
+    saved.dispose();
+    const second = await trainClip({ ...rn, outDir: dir, resume: true }, {}, data);
+    assert.deepEqual(second.history.map((h) => h.loss), whole.history.map((h) => h.loss));
+    for (const t of second.model.stateDict()) {
+      if (t.name.includes("running_") || t.name === "token_embedding.weight") {
+        assert.deepEqual(Array.from(t.data), Array.from(wholeState.get(t.name)!), `${t.name} equals the uninterrupted run's`);
+      }
+    }
+    second.model.dispose();
+  });
+
   it("stops on a non-finite loss or weights, naming the step, and keeps the last good checkpoint", async () => {
     const dir = tmpDir();
     let model: Clip | undefined;
