@@ -13,7 +13,7 @@ import { makeTable, writeArrowFile } from "../io/arrow";
 import { loadFashionMnist } from "../data/fashion_mnist";
 import { auditRobustness, type RobustnessAuditOptions, type RobustnessResult } from "../audit/robustness/audit";
 import { formatEps } from "../audit/robustness/section";
-import { CliIO, UsageError } from "./io";
+import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
 import { ProgressLine, progressBar } from "./progress";
 import { FAIRNESS_USAGE, fairnessCommand } from "./audit_fairness";
@@ -34,13 +34,6 @@ export const QUICK_AUDIT: RobustnessAuditOptions = {
   examples: 2,
   batchSize: 64,
 };
-
-function intArg(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${value}`);
-  return n;
-}
 
 /** Writes `text` to `file` atomically (temporary file, then rename). */
 function writeFileAtomic(file: string, text: string): void {
@@ -133,9 +126,9 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
   });
   if (!values.checkpoint) throw new UsageError("--checkpoint is required");
   const opts: RobustnessAuditOptions = { ...(values.quick ? QUICK_AUDIT : {}) };
-  const limit = intArg("limit", values.limit, 1);
-  const attackLimit = intArg("attack-limit", values["attack-limit"], 1);
-  const seed = intArg("seed", values.seed, 0);
+  const limit = intOption("limit", values.limit, 1);
+  const attackLimit = intOption("attack-limit", values["attack-limit"], 1);
+  const seed = intOption("seed", values.seed, 0);
   if (limit !== undefined) opts.limit = limit;
   if (attackLimit !== undefined) opts.attackLimit = attackLimit;
   if (seed !== undefined) opts.seed = seed;

@@ -10,7 +10,7 @@ import { CaptionSet } from "../data/captions";
 import { FRAMED, plantedTestSet, resolvePlantedBias } from "../audit/fairness/planted_bias";
 import { plantedAuditOptions, plantedSpuriousDirection } from "../audit/fairness/study";
 import { runFairnessAudit, zeroShotAccuracy } from "../audit/fairness/audit";
-import { CliIO, UsageError } from "./io";
+import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
 
 export const FAIRNESS_USAGE = [
@@ -29,13 +29,6 @@ export const FAIRNESS_USAGE = [
   "  --debias                  project the word's direction out of every text embedding (Chuang et al. 2023)",
   "Every probe gets a bootstrap 95% interval and a p-value from shuffling the group labels within classes.",
 ].join("\n");
-
-function intArg(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${value}`);
-  return n;
-}
 
 /** Group labels from a file: a JSON array of strings, or one label per line. */
 function readGroupFile(file: string, n: number): string[] {
@@ -81,9 +74,9 @@ export async function fairnessCommand(argv: string[], io: CliIO): Promise<number
   const spec = values.groups;
   const planted = spec === "planted" || spec === "planted:border";
   if (!planted && !spec.startsWith("file:")) throw new UsageError(`--groups must be planted:border or file:PATH, got ${JSON.stringify(spec)}`);
-  const limit = intArg("limit", values.limit, 1) ?? 2000;
-  const seed = intArg("seed", values.seed, 0) ?? 0;
-  const positiveClass = intArg("positive-class", values["positive-class"], 0) ?? 6;
+  const limit = intOption("limit", values.limit, 1) ?? 2000;
+  const seed = intOption("seed", values.seed, 0) ?? 0;
+  const positiveClass = intOption("positive-class", values["positive-class"], 0) ?? 6;
   if (positiveClass > 9) throw new UsageError(`--positive-class must be a class index 0-9, got ${positiveClass}`);
   const bias = resolvePlantedBias("cliplab audit fairness", { rho: 0.5, targetClass: positiveClass, word: values.word, seed }, 10);
 

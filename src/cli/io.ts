@@ -13,3 +13,11 @@ export const processIO: CliIO = {
 export class UsageError extends Error {
   override name = "UsageError";
 }
+
+/** An integer option (`--name value`) of at least `min`, or undefined when absent; a UsageError otherwise. */
+export function intOption(name: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${value}`);
+  return n;
+}

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { runPipelineReport, type PipelineReportOptions } from "../report/pipeline";
 import { writeReport } from "../report/render";
 import { TRAIN_DEFAULTS } from "../train/options";
-import { CliIO, UsageError } from "./io";
+import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
 import { ProgressLine, formatDuration, progressBar } from "./progress";
 
@@ -18,13 +18,6 @@ export const REPORT_USAGE =
 
 /** What --quick shrinks to: a few training steps and a few hundred points (CI, tests). */
 const QUICK = { steps: 8, batch: 32, trainLimit: 512, evalLimit: 200, points: 200, zeroShotLimit: 500, retrievalLimit: 200, umapEpochs: 100 };
-
-function positiveInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${value}`);
-  return n;
-}
 
 export async function reportCommand(argv: string[], io: CliIO): Promise<number> {
   const { values } = parseArgs({
@@ -52,7 +45,7 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
   if (!out.endsWith(".html")) throw new UsageError(`--out must name an .html file, got ${out}`);
   const seed = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be an integer >= 0, got ${values.seed}`);
-  const points = positiveInt("points", values.points) ?? (values.quick ? QUICK.points : undefined);
+  const points = intOption("points", values.points) ?? (values.quick ? QUICK.points : undefined);
   if (points !== undefined && points < 20) throw new UsageError(`--points must be at least 20 (UMAP needs more points than neighbours), got ${points}`);
 
   await startBackend(io);

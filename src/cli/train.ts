@@ -10,20 +10,13 @@ import { evaluateClip } from "../train/evaluate";
 import { loadCheckpoint } from "../io/checkpoint";
 import { loadFashionMnist } from "../data/fashion_mnist";
 import { CaptionSet } from "../data/captions";
-import { CliIO, UsageError } from "./io";
+import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
 import { ProgressLine, formatDuration, progressBar } from "./progress";
 
 export const TRAIN_USAGE =
   "usage: cliplab train [--model PRESET|config.json] [--epochs N] [--max-steps N] [--batch B] [--lr LR] [--loss infonce|siglip] [--seed S] [--data-dir D] [--out runs/NAME] [--resume] [--time-limit SECONDS] [--augment] [--json]";
 export const EVAL_USAGE = "usage: cliplab eval --checkpoint FILE [--data-dir D] [--limit N] [--json]";
-
-function intArg(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${value}`);
-  return n;
-}
 
 function numberArg(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -70,9 +63,9 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   const result = await trainClip(
     {
       model: values.model ?? TRAIN_DEFAULTS.model,
-      epochs: intArg("epochs", values.epochs),
-      maxSteps: intArg("max-steps", values["max-steps"]),
-      batchSize: intArg("batch", values.batch),
+      epochs: intOption("epochs", values.epochs),
+      maxSteps: intOption("max-steps", values["max-steps"]),
+      batchSize: intOption("batch", values.batch),
       lr: numberArg("lr", values.lr),
       loss: values.loss as "infonce" | "siglip" | undefined,
       seed,
@@ -139,7 +132,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
     allowPositionals: false,
   });
   if (!values.checkpoint) throw new UsageError("--checkpoint is required");
-  const limit = intArg("limit", values.limit) ?? 10000;
+  const limit = intOption("limit", values.limit) ?? 10000;
   await startBackend(io);
   const clip = await loadCheckpoint(values.checkpoint);
   try {

@@ -15,7 +15,7 @@ import { CaptionSet } from "../data/captions";
 import { loadTemplateSet } from "../prompts/templates";
 import { encodeImageFeatures, encodePromptBank, ensembleScores, singleTemplateScores, templateCosines } from "../prompts/prompt_bank";
 import { classificationMetrics } from "../eval/classifier_metrics";
-import { CliIO, UsageError } from "./io";
+import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
 
 export const ZEROSHOT_USAGE =
@@ -35,11 +35,7 @@ export async function zeroshotCommand(argv: string[], io: CliIO): Promise<number
     allowPositionals: false,
   });
   if (!values.checkpoint) throw new UsageError("--checkpoint is required");
-  let limit: number | undefined;
-  if (values.limit !== undefined) {
-    limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive integer, got ${values.limit}`);
-  }
+  const limit = intOption("limit", values.limit);
   // Before any heavy work: a bad template set or data directory fails fast.
   const set = loadTemplateSet(values.templates ?? "fashion");
   const captions = CaptionSet.load();
