@@ -50,7 +50,7 @@ const SUITES: Suite[] = [
   },
   {
     name: "train",
-    describe: "training throughput of the default recipe (TRAIN_DEFAULTS: RN-Nano-32), tfjs WASM 1/2 threads and cpu vs PyTorch",
+    describe: "training throughput of the default recipe (TRAIN_DEFAULTS: RN-Micro-32), tfjs WASM 1/2 threads and cpu vs PyTorch",
     run: (args, ctx) => runTrainBench(trainOptions(args), ctx),
   },
   {

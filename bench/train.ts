@@ -1,8 +1,8 @@
 /**
  * Training benchmarks of the toolkit's default recipe (src/train/options.ts TRAIN_DEFAULTS: the
- * model preset there (RN-Nano-32, a ModifiedResNet with train-mode BatchNorm; the peer builds a
- * ViT or OpenAI's ModifiedResNet to match), symmetric InfoNCE, AdamW lr 2e-3 betas 0.9/0.98 eps
- * 1e-6 wd 0.1, grad-norm clip 1, warm-up 100 steps then cosine), against the same model, loss,
+ * model preset there (RN-Micro-32, a ModifiedResNet with train-mode BatchNorm; the peer builds a
+ * ViT or OpenAI's ModifiedResNet to match), symmetric InfoNCE, AdamW lr 3e-3 betas 0.9/0.98 eps
+ * 1e-6 wd 0.05, grad-norm clip 1, warm-up 50 steps then cosine), against the same model, loss,
  * optimizer and data in PyTorch (`bench/torch_peer.py train --serve`), measured in the same run.
  *
  *   train           steady-state step throughput (image-text pairs/s) at batch 128 and 512, tfjs
