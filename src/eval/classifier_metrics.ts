@@ -10,6 +10,7 @@
  * the true class counts in the top k if it is among the first k in (score desc, index asc) order.
  */
 import { checkLabels, checkPositiveInt } from "./checks";
+import type { ZeroShotEvaluation } from "./zero_shot";
 
 export interface ReliabilityBin {
   /** Bin [lower, upper) of max probability (the last bin includes 1). */
@@ -22,18 +23,8 @@ export interface ReliabilityBin {
   accuracy: number;
 }
 
-export interface ClassificationMetrics {
-  top1: number;
-  /** Top-min(5, C). */
-  top5: number;
-  /** Accuracy of each true class (NaN for a class without images). */
-  perClass: number[];
-  /** Mean of perClass over the classes that have images. */
-  meanPerClass: number;
-  /** confusion[true][predicted]. */
-  confusion: number[][];
-  support: number[];
-  n: number;
+/** The zero-shot evaluation's accuracy figures, plus the calibration of the probabilities. */
+export interface ClassificationMetrics extends ZeroShotEvaluation {
   /** Mean negative log-likelihood of the true class at `logitScale`. */
   nll: number;
   /** Expected calibration error of the softmax at `logitScale`. */
