@@ -16,10 +16,9 @@ import * as tf from "@tensorflow/tfjs";
 import { decodeImage, type RGBImage } from "./decode";
 import { resizeBicubic, type PixelArray } from "./resize";
 
-/** Per-channel RGB mean of CLIP's training images (clip.py `_transform`). */
-export const CLIP_MEAN: readonly [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-/** Per-channel RGB standard deviation of CLIP's training images (clip.py `_transform`). */
-export const CLIP_STD: readonly [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+import { CLIP_MEAN, CLIP_STD } from "./transform";
+
+export { CLIP_MEAN, CLIP_STD };
 
 export interface PreprocessOptions {
   /** Per-channel mean, default `CLIP_MEAN`. */

@@ -3,6 +3,7 @@
  * `text_cfg`), validated and filled with defaults where it enters the toolkit.
  * https://github.com/mlfoundations/open_clip/tree/main/src/open_clip/model_configs
  */
+import { resolveTransform, type ImageTransform, type PreprocessCfg } from "../image/transform";
 
 export interface VisionConfig {
   /** Input side in pixels; images are square. */
@@ -35,6 +36,11 @@ export interface ClipConfig {
   quick_gelu: boolean;
   vision_cfg: VisionConfig;
   text_cfg: TextConfig;
+  /**
+   * How images are prepared for this model (open_clip's preprocess_cfg); absent: OpenAI's
+   * transform (shortest-side bicubic resize, centre crop, CLIP mean/std). See `modelTransform`.
+   */
+  preprocess_cfg?: PreprocessCfg;
 }
 
 export type ClipConfigInput = {
@@ -69,7 +75,7 @@ const TEXT_DEFAULTS: TextConfig = {
   mlp_ratio: 4,
 };
 
-const TOP_KEYS = ["embed_dim", "quick_gelu", "vision_cfg", "text_cfg"];
+const TOP_KEYS = ["embed_dim", "quick_gelu", "vision_cfg", "text_cfg", "preprocess_cfg"];
 const VISION_KEYS = ["image_size", "layers", "width", "patch_size", "head_width", "mlp_ratio"];
 const TEXT_KEYS = ["context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio"];
 
@@ -130,7 +136,12 @@ export function validateConfig(input: unknown): ClipConfig {
     throw new ConfigError(`config must be an object with embed_dim, vision_cfg and text_cfg, got ${JSON.stringify(input)}`);
   }
   let raw = input as Record<string, unknown>;
-  if (raw.model_cfg && typeof raw.model_cfg === "object") raw = raw.model_cfg as Record<string, unknown>;
+  if (raw.model_cfg && typeof raw.model_cfg === "object") {
+    // open_clip_config.json: {model_cfg, preprocess_cfg}; the preprocessing travels with the model.
+    const wrapped = raw.preprocess_cfg;
+    raw = raw.model_cfg as Record<string, unknown>;
+    if (wrapped !== undefined && raw.preprocess_cfg === undefined) raw = { ...raw, preprocess_cfg: wrapped };
+  }
   checkKeys("", raw, TOP_KEYS);
   const embed_dim = positiveInt("embed_dim", raw.embed_dim);
   const quick_gelu = raw.quick_gelu === undefined ? false : raw.quick_gelu;
@@ -171,6 +182,14 @@ export function validateConfig(input: unknown): ClipConfig {
     mlp_ratio: positiveNumber("text_cfg.mlp_ratio", rt.mlp_ratio ?? TEXT_DEFAULTS.mlp_ratio),
   };
   const cfg: ClipConfig = { embed_dim, quick_gelu, vision_cfg: vision, text_cfg: text };
+  if (raw.preprocess_cfg !== undefined && raw.preprocess_cfg !== null) {
+    try {
+      resolveTransform(vision.image_size, raw.preprocess_cfg as PreprocessCfg);
+    } catch (err) {
+      throw new ConfigError(`config.${(err as Error).message}`);
+    }
+    cfg.preprocess_cfg = structuredClone(raw.preprocess_cfg as PreprocessCfg);
+  }
   checkConsistency(cfg);
   return cfg;
 }
@@ -198,6 +217,11 @@ function checkConsistency(cfg: ClipConfig): void {
       fail("vision_cfg.head_width", v.head_width, `a divisor of vision_cfg.width (${v.width})`);
     }
   }
+}
+
+/** The image transform the model expects: its preprocess_cfg resolved at its image size. */
+export function modelTransform(cfg: ClipConfig): ImageTransform {
+  return resolveTransform(cfg.vision_cfg.image_size, cfg.preprocess_cfg ?? {});
 }
 
 /** The config as open_clip writes it (plain JSON, no derived fields). */

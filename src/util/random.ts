@@ -68,3 +68,23 @@ export class Random {
     return new Random(Math.floor(this.next() * 4294967296) ^ 0x9e3779b9);
   }
 }
+
+/** A 32-bit hash of a few integers (murmur3's finaliser applied after each), for seeding. */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x2545f491;
+  for (const p of parts) {
+    if (!Number.isFinite(p)) throw new RangeError(`mixSeed: parts must be finite numbers, got ${p}`);
+    // Integers up to 2^53: both 32-bit halves take part.
+    const lo = p >>> 0;
+    const hi = Math.floor(p / 4294967296) >>> 0;
+    for (const word of [lo, hi]) {
+      h = Math.imul(h ^ word, 0x9e3779b1) >>> 0;
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b) >>> 0;
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35) >>> 0;
+      h ^= h >>> 16;
+    }
+  }
+  return h >>> 0;
+}
