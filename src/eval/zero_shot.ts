@@ -24,9 +24,10 @@
  * `batchSize`, and `evaluate` reads the test set a batch at a time.
  */
 import * as tf from "@tensorflow/tfjs";
-import { tokenize } from "../text/tokenize";
+import { PLACEHOLDER, fillPrompt } from "../text/fill";
 import { l2NormalizeRows } from "../loss/info_nce";
 import { checkLabels, checkMatrix, checkPositiveInt, checkScalar, fmtShape } from "./checks";
+import { encodeTexts, type FeatureMatrix } from "./encode";
 import { checkPromptsFit } from "../prompts/templates";
 
 /** The image side of a CLIP model: what a classifier needs once its weights exist. */
@@ -115,12 +116,13 @@ export interface ZeroShotClassifier {
   predict(pixels: tf.Tensor4D): ZeroShotPrediction;
   /** Accuracy over a labelled test set, read `batchSize` images at a time. */
   evaluate(images: LabelledImages, opts?: { batchSize?: number }): ZeroShotEvaluation;
+  /** The same from image features computed elsewhere (the batched encoder), one label per row. */
+  evaluateFeatures(features: FeatureMatrix, labels: Int32Array | readonly number[]): ZeroShotEvaluation;
   dispose(): void;
   readonly isDisposed: boolean;
 }
 
 const DEFAULT_BATCH_SIZE = 256;
-const PLACEHOLDER = "{}";
 
 function countPlaceholders(template: string): number {
   return template.split(PLACEHOLDER).length - 1;
@@ -141,15 +143,8 @@ export function validateTemplates(templates: readonly string[], fn = "zeroShotCl
   });
 }
 
-/**
- * The prompt for one class. Split/join rather than String.replace, whose replacement string
- * would interpret "$&", "$1" ... inside a class name.
- */
-export function fillTemplate(template: string, className: string): string {
-  const parts = template.split(PLACEHOLDER);
-  if (parts.length !== 2) throw new Error(`fillTemplate: template ${JSON.stringify(template)} must contain exactly one "{}"`);
-  return parts[0] + className + parts[1];
-}
+/** The prompt for one class (the one template filler, `fillPrompt`, under its evaluation name). */
+export const fillTemplate = fillPrompt;
 
 /**
  * CLIP's prompt ensemble: embeddings [C, P, D] (P prompts per class, unnormalised) ->
@@ -207,40 +202,10 @@ function checkFiniteWeights(fn: string, weights: tf.Tensor2D, classNames?: reado
   }
 }
 
-/**
- * Text features of `prompts`, [prompts.length, D], encoded `batchSize` at a time.
- * The caller disposes the result.
- */
-function encodePrompts(model: ZeroShotModel, prompts: string[], tokenizer: Tokenizer, batchSize: number): tf.Tensor2D {
-  const fn = "zeroShotClassifier";
-  const parts: tf.Tensor2D[] = [];
-  try {
-    for (let start = 0; start < prompts.length; start += batchSize) {
-      const batch = prompts.slice(start, start + batchSize);
-      const tokens = tokenizer(batch);
-      let features: tf.Tensor2D;
-      try {
-        if (!(tokens instanceof tf.Tensor) || tokens.rank !== 2 || tokens.shape[0] !== batch.length) {
-          const got = tokens instanceof tf.Tensor ? `shape ${fmtShape(tokens)}` : typeof tokens;
-          throw new Error(`${fn}: the tokenizer must return [${batch.length}, T] token ids for ${batch.length} prompts, got ${got}`);
-        }
-        features = model.encodeText(tokens);
-      } finally {
-        if (tokens instanceof tf.Tensor) tokens.dispose();
-      }
-      parts.push(features);
-      if (features.rank !== 2 || features.shape[0] !== batch.length) {
-        throw new Error(`${fn}: encodeText returned shape ${fmtShape(features)} for ${batch.length} prompts, expected [${batch.length}, D]`);
-      }
-      if (features.dtype !== "float32") throw new Error(`${fn}: encodeText returned ${features.dtype}, expected float32`);
-      if (parts.length > 1 && features.shape[1] !== parts[0].shape[1]) {
-        throw new Error(`${fn}: encodeText returned dimension ${features.shape[1]}, earlier batches had ${parts[0].shape[1]}`);
-      }
-    }
-    return tf.tidy(() => (parts.length === 1 ? tf.clone(parts[0]) : tf.concat(parts, 0))) as tf.Tensor2D;
-  } finally {
-    tf.dispose(parts);
-  }
+/** Text features of `prompts` as a [prompts.length, D] tensor (the caller disposes it). */
+function encodePrompts(model: ZeroShotModel, prompts: string[], tokenizer: Tokenizer | undefined, batchSize: number): tf.Tensor2D {
+  const f = encodeTexts(model, prompts, { tokenizer, batchSize });
+  return tf.tensor2d(f.values, [f.n, f.dim], "float32");
 }
 
 /**
@@ -267,7 +232,7 @@ export function zeroShotClassifier(
   }
   // With CLIP's BPE, a prompt longer than the context would lose its class name: refuse it.
   if (opts.tokenizer === undefined) checkPromptsFit(classNames, templates, contextLength, fn);
-  const tokenizer: Tokenizer = opts.tokenizer ?? ((texts) => tokenize(texts, { contextLength }));
+  const tokenizer = opts.tokenizer;
 
   // Whole classes per chunk (about batchSize prompts), so only [chunk, P, D] features are alive
   // at once: 1000 classes x 80 templates never sit in memory together.
@@ -278,7 +243,7 @@ export function zeroShotClassifier(
   try {
     for (let c0 = 0; c0 < classNames.length; c0 += classesPerChunk) {
       const names = classNames.slice(c0, c0 + classesPerChunk);
-      const prompts = names.flatMap((name) => templates.map((t) => fillTemplate(t, name)));
+      const prompts = names.flatMap((name) => templates.map((t) => fillPrompt(t, name)));
       const features = encodePrompts(model, prompts, tokenizer, batchSize); // [names * P, D]
       try {
         chunks.push(
@@ -417,6 +382,40 @@ function makeClassifier(
     }
   };
 
+  /** Accumulates top-1/top-5, the confusion matrix and support over logits rows. */
+  const scorer = (labels: Int32Array) => {
+    const k5 = Math.min(5, numClasses);
+    const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
+    const support = new Array<number>(numClasses).fill(0);
+    let hits1 = 0;
+    let hits5 = 0;
+    return {
+      add(values: ArrayLike<number>, start: number, rows: number): void {
+        for (let r = 0; r < rows; r++) {
+          const y = labels[start + r];
+          const pred = rowArgmax(values, r, numClasses);
+          // 0-based position of the true class in (logit desc, index asc) order.
+          const target = values[r * numClasses + y];
+          let rank = 0;
+          for (let j = 0; j < numClasses; j++) {
+            const v = values[r * numClasses + j];
+            if (v > target || (v === target && j < y)) rank++;
+          }
+          support[y]++;
+          confusion[y][pred]++;
+          if (rank === 0) hits1++;
+          if (rank < k5) hits5++;
+        }
+      },
+      result(): ZeroShotEvaluation {
+        const n = labels.length;
+        const perClass = support.map((s, c) => (s > 0 ? confusion[c][c] / s : NaN));
+        const present = perClass.filter((a) => !Number.isNaN(a));
+        return { top1: hits1 / n, top5: hits5 / n, perClass, meanPerClass: present.reduce((a, b) => a + b, 0) / present.length, confusion, support, n };
+      },
+    };
+  };
+
   const evaluate = (images: LabelledImages, opts: { batchSize?: number } = {}): ZeroShotEvaluation => {
     alive();
     const efn = `${fn}.evaluate`;
@@ -426,11 +425,7 @@ function makeClassifier(
     if (n === 0) throw new Error(`${efn}: no images to evaluate (labels is empty)`);
     const batchSize = checkPositiveInt(efn, "batchSize", opts.batchSize ?? defaultBatchSize);
     const nextBatch = batchReader(efn, images.pixels, n, model.config.vision_cfg.image_size);
-    const k5 = Math.min(5, numClasses);
-    const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
-    const support = new Array<number>(numClasses).fill(0);
-    let hits1 = 0;
-    let hits5 = 0;
+    const score = scorer(labels);
     for (let start = 0; start < n; start += batchSize) {
       const end = Math.min(n, start + batchSize);
       const batch = nextBatch(start, end);
@@ -446,33 +441,28 @@ function makeClassifier(
       } finally {
         batch.dispose();
       }
-      for (let r = 0; r < end - start; r++) {
-        const y = labels[start + r];
-        const pred = rowArgmax(values, r, numClasses);
-        // 0-based position of the true class in (logit desc, index asc) order.
-        const target = values[r * numClasses + y];
-        let rank = 0;
-        for (let j = 0; j < numClasses; j++) {
-          const v = values[r * numClasses + j];
-          if (v > target || (v === target && j < y)) rank++;
-        }
-        support[y]++;
-        confusion[y][pred]++;
-        if (rank === 0) hits1++;
-        if (rank < k5) hits5++;
-      }
+      score.add(values, start, end - start);
     }
-    const perClass = support.map((s, c) => (s > 0 ? confusion[c][c] / s : NaN));
-    const present = perClass.filter((a) => !Number.isNaN(a));
-    return {
-      top1: hits1 / n,
-      top5: hits5 / n,
-      perClass,
-      meanPerClass: present.reduce((a, b) => a + b, 0) / present.length,
-      confusion,
-      support,
-      n,
-    };
+    return score.result();
+  };
+
+  const evaluateFeatures = (features: FeatureMatrix, labelsIn: Int32Array | readonly number[]): ZeroShotEvaluation => {
+    alive();
+    const efn = `${fn}.evaluateFeatures`;
+    const labels = checkLabels(efn, "labels", labelsIn, undefined, numClasses);
+    if (labels.length !== features.n) throw new Error(`${efn}: ${labels.length} labels for ${features.n} feature rows`);
+    if (features.n === 0) throw new Error(`${efn}: no images to evaluate (labels is empty)`);
+    if (features.dim !== dim) throw new Error(`${efn}: image features have dimension ${features.dim}, the class weights ${dim}`);
+    const score = scorer(labels);
+    for (let start = 0; start < features.n; start += defaultBatchSize) {
+      const rows = Math.min(defaultBatchSize, features.n - start);
+      const values = tf.tidy(() => {
+        const f = tf.tensor2d(features.values.subarray(start * dim, (start + rows) * dim), [rows, dim], "float32"); // [b, D]
+        return logitsFromFeatures(f).dataSync(); // [b, C]
+      });
+      score.add(values, start, rows);
+    }
+    return score.result();
   };
 
   return {
@@ -484,6 +474,7 @@ function makeClassifier(
     logitsFromFeatures,
     predict,
     evaluate,
+    evaluateFeatures,
     dispose() {
       if (disposed) return;
       disposed = true;

@@ -12,6 +12,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { defaultBpe } from "../text/tokenize";
+import { PLACEHOLDER, fillPrompt } from "../text/fill";
 
 /** Folder of the shipped template sets. */
 export const TEMPLATE_DIR = path.join(__dirname, "templates");
@@ -34,8 +35,6 @@ export function listTemplateSets(): string[] {
     .map((f) => f.slice(0, -5))
     .sort();
 }
-
-const PLACEHOLDER = "{}";
 
 /**
  * Throws (one line naming `where` and the template) unless `templates` is a non-empty array of
@@ -129,12 +128,8 @@ export function checkClassNames(classNames: unknown, fn: string): string[] {
   return classNames.slice() as string[];
 }
 
-/** The prompt for one class. Split/join, so "$&" in a class name stays literal. */
-export function fillPrompt(template: string, className: string): string {
-  const parts = template.split(PLACEHOLDER);
-  if (parts.length !== 2) throw new Error(`fillPrompt: template ${JSON.stringify(template)} must contain exactly one "{}"`);
-  return parts[0] + className + parts[1];
-}
+
+export { fillPrompt };
 
 /** BPE tokens of `text` with SOT and EOT (what `tokenize` would need without truncation). */
 export function promptTokenCount(text: string): number {

@@ -9,7 +9,9 @@ import { Clip } from "../model/clip";
 import { Batcher, type Batch } from "../data/batcher";
 import { CaptionSet } from "../data/captions";
 import { loadFashionMnist, type LabelledImages } from "../data/fashion_mnist";
-import { tokenizeToIds } from "../text/tokenize";
+import { tokenizeToIds, packTokens } from "../text/tokenize";
+
+export { packTokens };
 import { cosineLr } from "./schedule";
 import { ClipOptimizer, NonFiniteLossError, trainStep } from "./step";
 import { TrainOptions, resolveTrainOptions } from "./options";
@@ -60,22 +62,6 @@ export interface TrainResult {
   stopped: "completed" | "maxSteps" | "timeLimit" | "stopAfterSteps";
   history: StepRecord[];
   evals: EvalRecord[];
-}
-
-/**
- * Token rows cut to the longest caption of the batch. Under the causal mask the positions after
- * a row's end-of-text token never influence it, so this equals the full context, for less work.
- */
-export function packTokens(rows: Int32Array[]): { ids: Int32Array; length: number } {
-  let length = 1;
-  for (const row of rows) {
-    let end = row.length;
-    while (end > 1 && row[end - 1] === 0) end--;
-    length = Math.max(length, end);
-  }
-  const ids = new Int32Array(rows.length * length);
-  rows.forEach((row, i) => ids.set(row.subarray(0, length), i * length));
-  return { ids, length };
 }
 
 function allFinite(clip: Clip): boolean {

@@ -230,7 +230,7 @@ describe("zeroShotClassifier on the 3-class toy", () => {
     const before = tf.memory().numTensors;
     assert.throws(
       () => zeroShotClassifier(fake, CLASSES, TEMPLATES, { tokenizer: () => tf.zeros([1, 1], "int32") as tf.Tensor2D }),
-      /the tokenizer must return \[6, T\] token ids for 6 prompts, got shape \[1, 1\]/,
+      /the tokenizer must return \[6, T\] token ids for 6 texts, got shape \[1, 1\]/,
     );
     assert.throws(
       () => zeroShotClassifier(fake, ["cat", "void"], TEMPLATES, { tokenizer: fake.tokenizer }),
