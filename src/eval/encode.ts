@@ -14,7 +14,10 @@ import * as tf from "@tensorflow/tfjs";
 import type { EmbeddingEngine } from "../engine/engine";
 import { normalizePixels } from "../image/preprocess";
 import { packTokens, tokenizeToIds } from "../text/tokenize";
+import { rowsOf, type ImageRows, type PreparedImage } from "../data/prepared";
 import { checkPositiveInt, fmtShape } from "./checks";
+
+export type { ImageRows, PreparedImage };
 
 /** Row-major features `[n, dim]`. */
 export interface FeatureMatrix {
@@ -235,27 +238,6 @@ export function encodePixels(model: ImageFeatureModel, pixels: (start: number, e
   return out.result(opts.normalize);
 }
 
-/** A preprocessed item (what the data pipeline yields): uint8 RGB `[S, S, 3]` at the model's size. */
-export interface PreparedImage {
-  key: string;
-  index: number;
-  label?: number;
-  captions: string[];
-  groups?: Readonly<Record<string, string>>;
-  pixels: Uint8Array;
-}
-
-/** The per-item columns that travel with image features. */
-export interface ImageRows {
-  keys: string[];
-  /** Source positions (before sharding). */
-  indices: Int32Array;
-  /** Class per item, -1 where the source has none. */
-  labels: Int32Array;
-  captions: string[][];
-  groups: Readonly<Record<string, string>>[];
-}
-
 export interface EncodedImages extends FeatureMatrix, ImageRows {}
 
 export interface ImageEncodeOptions extends EncodeOptions {
@@ -307,13 +289,7 @@ export async function* encodeImageBatches(
       }
       features = readFeatures(fn, f, b);
     }
-    const rows: ImageRows = {
-      keys: pending.map((it) => it.key),
-      indices: Int32Array.from(pending, (it) => it.index),
-      labels: Int32Array.from(pending, (it) => it.label ?? -1),
-      captions: pending.map((it) => it.captions),
-      groups: pending.map((it) => it.groups ?? {}),
-    };
+    const rows = rowsOf(pending);
     pending = [];
     done += b;
     opts.onProgress?.({ kind: "images", done, total: opts.total });
