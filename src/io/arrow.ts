@@ -5,10 +5,12 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { DataType, Field, Precision, FixedSizeList, Float32, Int32, Table, Uint8, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+import { DataType, Field, Precision, FixedSizeList, Float32, Int32, RecordBatch, RecordBatchFileWriter, Schema, Table, Uint8, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
+import { tempPathFor, writeFileAtomic } from "../util/atomic";
 
 export type ColumnValues =
   | string[]
+  | (string | null)[]
   | Int32Array
   | Float32Array
   | number[]
@@ -32,7 +34,7 @@ function toVector(name: string, column: ColumnValues) {
   if (Array.isArray(column)) {
     // Widened to unknown[]: TypeScript 5.0 (tslab's compiler) cannot call .every on a union of array types.
     const values: readonly unknown[] = column;
-    if (values.every((v) => typeof v === "string")) return vectorFromArray(column as string[], new Utf8());
+    if (values.every((v) => typeof v === "string" || v === null)) return vectorFromArray(column as (string | null)[], new Utf8());
     if (values.every((v) => typeof v === "number")) return makeVector(Float32Array.from(column as number[]));
     throw new Error(`column ${name}: mixes strings and numbers`);
   }
@@ -66,14 +68,58 @@ export function makeTable(columns: Record<string, ColumnValues>): Table {
 
 /** Writes a table as an Arrow IPC file, atomically (temporary file, then rename). */
 export function writeArrowFile(file: string, table: Table): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, tableToIPC(table, "file"));
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw new Error(`${file}: cannot write Arrow file: ${(err as Error).message}`);
+  writeFileAtomic(file, tableToIPC(table, "file"));
+}
+
+/**
+ * An Arrow IPC file written batch by batch (a split never has to fit in memory), into a
+ * temporary file renamed over `file` by `close()`; `abort()` leaves nothing behind. Every batch
+ * must have the same columns and types as the first.
+ */
+export class ArrowFileStream {
+  private readonly writer = new RecordBatchFileWriter();
+  private readonly tmp: string;
+  private readonly finished: Promise<void>;
+  private schema: Schema | undefined;
+  rows = 0;
+
+  constructor(readonly file: string) {
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    this.tmp = tempPathFor(file);
+    const out = fs.createWriteStream(this.tmp);
+    this.finished = new Promise((resolve, reject) => {
+      out.on("finish", () => resolve());
+      out.on("error", (err) => reject(new Error(`${file}: cannot write Arrow file: ${err.message}`)));
+    });
+    this.writer.toNodeStream().pipe(out);
+  }
+
+  write(columns: Record<string, ColumnValues>): void {
+    const table = makeTable(columns);
+    if (!this.schema) this.schema = table.schema;
+    else {
+      const a = this.schema.fields.map((f) => `${f.name}:${f.type}`).join(",");
+      const b = table.schema.fields.map((f) => `${f.name}:${f.type}`).join(",");
+      if (a !== b) throw new Error(`${this.file}: batch columns (${b}) differ from the first batch's (${a})`);
+    }
+    for (const batch of table.batches) this.writer.write(new RecordBatch(this.schema, batch.data));
+    this.rows += table.numRows;
+  }
+
+  async close(): Promise<void> {
+    this.writer.finish();
+    await this.finished;
+    fs.renameSync(this.tmp, this.file);
+  }
+
+  async abort(): Promise<void> {
+    try {
+      this.writer.finish();
+      await this.finished;
+    } catch {
+      // the temporary file goes either way
+    }
+    fs.rmSync(this.tmp, { force: true });
   }
 }
 

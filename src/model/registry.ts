@@ -74,3 +74,12 @@ export function resolveModelConfig(model: string | object): ClipConfig {
   }
   throw new ConfigError(`unknown model "${model}": not a preset (${listModels().join(", ")}) nor a config file`);
 }
+
+/** The name of the preset whose architecture equals `config` (preprocessing aside), or undefined. */
+export function presetNameOf(config: ClipConfig): string | undefined {
+  loadBuiltins();
+  const arch = (c: ClipConfig) => JSON.stringify({ ...c, preprocess_cfg: undefined });
+  const want = arch(config);
+  for (const [name, cfg] of registry) if (arch(cfg) === want) return name;
+  return undefined;
+}

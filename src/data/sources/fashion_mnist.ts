@@ -14,7 +14,10 @@ import { readClassnames } from "./classnames";
 
 export class FashionMnistDataset implements Dataset {
   readonly name: string;
+  /** The names prompts use (captions.json's canonical names, e.g. "pair of trousers"), in label order. */
   readonly classNames: readonly string[];
+  /** captions.json's evaluation templates, disjoint from the training captions. */
+  readonly templates: readonly string[];
   readonly groupKeys: readonly string[] = [];
   readonly hasCaptions = false;
   readonly hasLabels = true;
@@ -29,7 +32,8 @@ export class FashionMnistDataset implements Dataset {
     classNames?: string[],
   ) {
     this.name = `fashion-mnist-${split}`;
-    this.classNames = classNames ?? labelled.classNames;
+    this.classNames = classNames ?? captionSet.spec.classes.map((c) => c.canonical);
+    this.templates = captionSet.spec.evalTemplates;
     this.size = labelled.count;
     this.captioner = captionSetCaptioner(captionSet);
   }
