@@ -12,6 +12,10 @@
  * the WASM heap, one warm-up call per side, then alternating timed calls. Last, the feature
  * parity check: our weights go to a temporary safetensors that the peer loads, and both sides'
  * features for one fixed input are compared.
+ *
+ * A third column, the onnx engine (bench/onnx_side.ts): the same weights exported to ONNX in
+ * memory and run by onnxruntime-node in this process with the peer's thread count; its calls come
+ * right after each tfjs call, and its features are compared with tfjs' on the same fixed input.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -20,6 +24,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Clip } from "../src/model/clip";
 import { saveCheckpoint } from "../src/io/checkpoint";
 import { Random } from "../src/util/random";
+import { OnnxParity, OnnxSide } from "./onnx_side";
 import {
   BenchContext,
   ContentionMeter,
@@ -58,6 +63,8 @@ export interface EncoderBenchOptions {
   torchOmpWait: "passive" | "active" | "inherit";
   seed: number;
   torch: boolean;
+  /** Also measure the onnx engine (onnxruntime-node on the exported weights). */
+  onnx: boolean;
   parity: boolean;
 }
 
@@ -74,6 +81,7 @@ export const DEFAULT_ENCODER_OPTIONS: EncoderBenchOptions = {
   torchOmpWait: "passive",
   seed: 0,
   torch: true,
+  onnx: true,
   parity: true,
 };
 
@@ -107,8 +115,9 @@ interface EncoderUnderTest {
 interface EncoderMeasurement {
   tfjs: Timing;
   torch?: Timing;
-  /** Average CPUs kept busy by other processes during the timed tfjs calls and torch calls. */
-  othersCpus: { tfjs?: number; torch?: number };
+  onnx?: Timing;
+  /** Average CPUs kept busy by other processes during the timed tfjs, torch and onnx calls. */
+  othersCpus: { tfjs?: number; torch?: number; onnx?: number };
   quietWait: { waitedSeconds: number; othersCpus?: number };
   /** tfjs' predicted peak tensor memory per call (WASM only). */
   peakTensorMb?: number;
@@ -237,9 +246,11 @@ async function measureEncoder(
   encoder: EncoderUnderTest,
   peer: PeerHandle,
   log: (msg: string) => void,
+  onnx?: { side: OnnxSide; prepare: (batch: number) => void },
 ): Promise<EncoderMeasurement> {
   const { batch, peakTensorMb, note } = await fitBatch(kind, requested, encoder);
   if (note) log(`note: ${note}`);
+  onnx?.prepare(batch);
   const x = encoder.input(batch);
   // dataSync() makes sure the work is done before the clock stops (WASM is synchronous anyway).
   const tfjsCall = () => {
@@ -256,6 +267,7 @@ async function measureEncoder(
     );
     for (let i = 0; i < opts.warmup; i++) {
       tfjsCall();
+      await onnx?.side.call(kind, batch);
       await peer.call(kind, batch);
     }
     const quietWait = await waitForQuiet(opts.quietWaitSeconds);
@@ -265,8 +277,10 @@ async function measureEncoder(
     const tensorsBefore = tf.memory().numTensors;
     const tfjsMeter = new ContentionMeter();
     const torchMeter = new ContentionMeter();
+    const onnxMeter = new ContentionMeter();
     const tfjsSeconds: number[] = [];
     const torchSeconds: number[] = [];
+    const onnxSeconds: number[] = [];
     const roundsStart = performance.now();
     for (let i = 0; i < iters && (i === 0 || (performance.now() - roundsStart) / 1000 < opts.budgetSeconds); i++) {
       // Alternate who goes first, so neither side always follows the other.
@@ -275,15 +289,30 @@ async function measureEncoder(
       tfjsMeter.start();
       tfjsSeconds.push(tfjsCall());
       tfjsMeter.stop();
+      if (onnx?.side.alive) {
+        onnxMeter.start();
+        const s = await onnx.side.call(kind, batch);
+        onnxMeter.stop();
+        if (s !== undefined) onnxSeconds.push(s);
+      }
       if (!torchFirst) await timeTorch();
     }
-    const othersCpus = { tfjs: tfjsMeter.othersCpus(), torch: torchSeconds.length ? torchMeter.othersCpus() : undefined };
+    const othersCpus = {
+      tfjs: tfjsMeter.othersCpus(),
+      torch: torchSeconds.length ? torchMeter.othersCpus() : undefined,
+      onnx: onnxSeconds.length ? onnxMeter.othersCpus() : undefined,
+    };
     const tfjs = summarise(batch, tfjsSeconds);
     const torch = peer.alive && torchSeconds.length ? summarise(batch, torchSeconds) : undefined;
+    const onnxTiming = onnx?.side.alive && onnxSeconds.length ? summarise(batch, onnxSeconds) : undefined;
     log(`  tfjs  ${tfjs.seconds.join(", ")} s per call -> best ${fmt(tfjs.itemsPerSecBest)} ${kind}s/s`);
     if (torch) log(`  torch ${torch.seconds.join(", ")} s per call -> best ${fmt(torch.itemsPerSecBest)} ${kind}s/s`);
-    log(`  other processes kept ${fmt(othersCpus.tfjs)} CPUs busy during the tfjs calls, ${fmt(othersCpus.torch)} during the torch calls`);
-    return { tfjs, torch, othersCpus, quietWait, peakTensorMb, note, leakedTensors: tf.memory().numTensors - tensorsBefore };
+    if (onnxTiming) log(`  onnx  ${onnxTiming.seconds.join(", ")} s per call -> best ${fmt(onnxTiming.itemsPerSecBest)} ${kind}s/s`);
+    log(
+      `  other processes kept ${fmt(othersCpus.tfjs)} CPUs busy during the tfjs calls, ${fmt(othersCpus.torch)} during the torch calls` +
+        (onnxTiming ? `, ${fmt(othersCpus.onnx)} during the onnx calls` : ""),
+    );
+    return { tfjs, torch, onnx: onnxTiming, othersCpus, quietWait, peakTensorMb, note, leakedTensors: tf.memory().numTensors - tensorsBefore };
 
     async function timeTorch(): Promise<void> {
       torchMeter.start();
@@ -325,6 +354,20 @@ export async function runEncoderBench(opts: EncoderBenchOptions, bench: BenchCon
   log(`${opts.model}: ${(clip.numParams() / 1e6).toFixed(1)}M parameters, built in ${createSeconds.toFixed(1)}s`);
   const rssAfterBuild = peakRssMb();
 
+  let onnxSide: OnnxSide | undefined;
+  let onnxReason: string | undefined;
+  if (!opts.onnx) onnxReason = "skipped (--no-onnx)";
+  else {
+    const started = await OnnxSide.start(clip, opts.threads);
+    if (started.ok) {
+      onnxSide = started.side;
+      log(`onnx engine ready: exported in memory and loaded by onnxruntime-node in ${started.side.buildSeconds.toFixed(1)}s (${opts.threads} intra-op threads, graph optimisation "all")`);
+    } else {
+      onnxReason = started.reason;
+      console.log(`onnx engine unavailable: ${onnxReason}`);
+    }
+  }
+
   const started_ = peerStart ? await peerStart : undefined;
   if (started_ && !started_.ok) peerReason = started_.reason;
   const peer = new PeerHandle(started_?.ok ? started_.session : undefined, peerReason);
@@ -335,21 +378,25 @@ export async function runEncoderBench(opts: EncoderBenchOptions, bench: BenchCon
   let text: EncoderMeasurement | undefined;
   let rssAfterImage = NaN;
   let parity: { image: ParityStats; text: ParityStats } | { error: string } | { skipped: string };
+  let onnxParity: { image: OnnxParity; text: OnnxParity } | { error: string } | { skipped: string } = { skipped: "no onnx engine" };
   let peerFinal: { peak_rss_mb?: number; peak_rss_mb_with_parity?: number } | undefined;
   try {
     const rng = new Random(opts.seed);
     const size = clip.config.vision_cfg.image_size;
     const ctx = clip.config.text_cfg.context_length;
     const vocab = clip.config.text_cfg.vocab_size;
+    const onnxFor = (kind: Kind) =>
+      onnxSide ? { side: onnxSide, prepare: (b: number) => onnxSide!.prepare(kind, b, rng, (n) => randomTokens(n, ctx, vocab, rng)) } : undefined;
     image = await measureEncoder("image", opts.imageBatch, opts.imageIters, opts, {
       input: (b) => randomPixels(b, size, rng),
       encode: (x) => clip.encodeImage(x as tf.Tensor4D),
-    }, peer, log);
+    }, peer, log, onnxFor("image"));
     rssAfterImage = peakRssMb();
     text = await measureEncoder("text", opts.textBatch, opts.textIters, opts, {
       input: (b) => tf.tensor2d(randomTokens(b, ctx, vocab, rng), [b, ctx], "int32"),
       encode: (x) => clip.encodeText(x as tf.Tensor2D),
-    }, peer, log);
+    }, peer, log, onnxFor("text"));
+    if (onnxSide?.alive) onnxParity = await compareOnnx(clip, onnxSide, opts.seed);
 
     if (!opts.parity) parity = { skipped: "--no-parity" };
     else if (!peer.alive) parity = { skipped: `PyTorch peer unavailable: ${peer.failure}` };
@@ -367,6 +414,7 @@ export async function runEncoderBench(opts: EncoderBenchOptions, bench: BenchCon
       }
     }
   } finally {
+    onnxSide?.dispose();
     clip.dispose();
     peerFinal = await peer.session?.close();
   }
@@ -376,6 +424,8 @@ export async function runEncoderBench(opts: EncoderBenchOptions, bench: BenchCon
   const info = peer.session?.info;
   const ratio = (m: EncoderMeasurement) =>
     m.torch ? { best: m.tfjs.itemsPerSecBest / m.torch.itemsPerSecBest, median: m.tfjs.itemsPerSecMedian / m.torch.itemsPerSecMedian } : undefined;
+  const onnxRatio = (m: EncoderMeasurement) =>
+    m.onnx ? { best: m.tfjs.itemsPerSecBest / m.onnx.itemsPerSecBest, median: m.tfjs.itemsPerSecMedian / m.onnx.itemsPerSecMedian } : undefined;
 
   const result = {
     suite: "encoders",
@@ -415,6 +465,19 @@ export async function runEncoderBench(opts: EncoderBenchOptions, bench: BenchCon
     othersCpus: { image: roundAll(image.othersCpus), text: roundAll(text.othersCpus) },
     quietWait: { image: image.quietWait, text: text.quietWait },
     ratioTfjsOverTorch: { image: ratio(image), text: ratio(text) },
+    onnx: onnxSide && image.onnx && text.onnx
+      ? {
+          available: true,
+          onnxruntime: require("onnxruntime-node/package.json").version as string,
+          threads: opts.threads,
+          graphOptimizationLevel: "all",
+          buildSeconds: round2(onnxSide.buildSeconds),
+          image: image.onnx,
+          text: text.onnx,
+          parity: onnxParity,
+        }
+      : { available: false, reason: onnxSide?.failure ?? onnxReason },
+    ratioTfjsOverOnnx: { image: onnxRatio(image), text: onnxRatio(text) },
     batchNotes: [image.note, text.note].filter(Boolean),
     parity,
     loadAvgAtEnd: os.loadavg().map(round2),
@@ -442,6 +505,7 @@ export async function runEncoderBench(opts: EncoderBenchOptions, bench: BenchCon
       (torchOk ? `, PyTorch ${fmt(peerFinal?.peak_rss_mb, 0)} MiB (before the parity load)` : ""),
   );
   console.log(parityLine(result.parity));
+  console.log(onnxParityLine(result.onnx));
   const busiest = Math.max(...[image, text].flatMap((m) => [m.othersCpus.tfjs ?? 0, m.othersCpus.torch ?? 0]));
   if (busiest > 0.3) {
     console.log(
@@ -467,6 +531,36 @@ function roundAll(o: Record<string, number | undefined>): Record<string, number 
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v === undefined ? undefined : round2(v)]));
 }
 
+/** onnx and tfjs features for one fixed input (batch 2 of each kind). */
+async function compareOnnx(clip: Clip, side: OnnxSide, seed: number): Promise<{ image: OnnxParity; text: OnnxParity } | { error: string }> {
+  try {
+    const rng = new Random(seed + 2000);
+    const size = clip.config.vision_cfg.image_size;
+    const ctx = clip.config.text_cfg.context_length;
+    const pixels = rng.fillNormal(new Float32Array(PARITY_BATCH * size * size * 3));
+    const ids = randomTokens(PARITY_BATCH, ctx, clip.config.text_cfg.vocab_size, rng);
+    const image = tf.tidy(() => clip.encodeImage(tf.tensor4d(pixels, [PARITY_BATCH, size, size, 3])));
+    const text = tf.tidy(() => clip.encodeText(tf.tensor2d(ids, [PARITY_BATCH, ctx], "int32")));
+    const dim = clip.config.embed_dim;
+    const result = {
+      image: OnnxSide.compare(await side.engine.embedImages(pixels, PARITY_BATCH), image.dataSync() as Float32Array, dim),
+      text: OnnxSide.compare(await side.engine.embedTexts(ids, PARITY_BATCH, ctx), text.dataSync() as Float32Array, dim),
+    };
+    tf.dispose([image, text]);
+    return result;
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+function onnxParityLine(onnx: any): string {
+  if (!onnx.available) return `onnx engine: unavailable (${onnx.reason})`;
+  const p = onnx.parity;
+  if (p.skipped || p.error) return `onnx vs tfjs features: ${p.skipped ? `skipped (${p.skipped})` : `failed: ${p.error}`}`;
+  const part = (k: string) => `${k} max|Δ|/max|tfjs| ${p[k].max_rel_diff.toExponential(2)} (min cosine ${p[k].min_cosine.toFixed(7)})`;
+  return `onnx vs tfjs features (same weights, batch ${PARITY_BATCH}): ${part("image")}; ${part("text")}`;
+}
+
 function parityLine(parity: any): string {
   if (!parity || parity.skipped) return `feature parity: skipped (${parity?.skipped ?? "no result"})`;
   if (parity.error) return `feature parity: failed: ${parity.error}`;
@@ -477,11 +571,16 @@ function parityLine(parity: any): string {
 
 /** The summary table (RESULTS.md shows it as Markdown). */
 export function encoderTable(result: any): { header: string[]; rows: string[][]; text: string } {
-  const header = ["encoder", "batch", "tfjs items/s best", "median", "torch items/s best", "median", "tfjs/torch best", "median", "others' CPUs tfjs/torch"];
+  const header = [
+    "encoder", "batch", "tfjs items/s best", "median", "torch items/s best", "median", "tfjs/torch best", "median",
+    "onnx items/s best", "median", "tfjs/onnx best", "median", "others' CPUs tfjs/torch/onnx",
+  ];
   const rows = (["image", "text"] as const).map((k) => {
     const tfjs: Timing = result.tfjs[k];
     const torch: Timing | undefined = result.torch.available ? result.torch[k] : undefined;
     const ratio = result.ratioTfjsOverTorch[k];
+    const onnx: Timing | undefined = result.onnx?.available ? result.onnx[k] : undefined;
+    const onnxRatio = result.ratioTfjsOverOnnx?.[k];
     return [
       k,
       String(tfjs.batch),
@@ -491,7 +590,11 @@ export function encoderTable(result: any): { header: string[]; rows: string[][];
       fmt(torch?.itemsPerSecMedian),
       ratio ? `${fmt(ratio.best, 3)}x` : "—",
       ratio ? `${fmt(ratio.median, 3)}x` : "—",
-      `${fmt(result.othersCpus[k].tfjs)}/${fmt(result.othersCpus[k].torch)}`,
+      fmt(onnx?.itemsPerSecBest),
+      fmt(onnx?.itemsPerSecMedian),
+      onnxRatio ? `${fmt(onnxRatio.best, 3)}x` : "—",
+      onnxRatio ? `${fmt(onnxRatio.median, 3)}x` : "—",
+      `${fmt(result.othersCpus[k].tfjs)}/${fmt(result.othersCpus[k].torch)}/${fmt(result.othersCpus[k].onnx)}`,
     ];
   });
   return { header, rows, text: formatTable(header, rows) };

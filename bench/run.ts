@@ -16,6 +16,7 @@
  *                       (an OMP_WAIT_POLICY already in the environment wins)
  *   --seed=N            model and input seed (default 0)
  *   --no-torch          skip the PyTorch peer
+ *   --no-onnx           encoders: skip the onnx engine column (onnxruntime-node on the exported weights)
  *   --no-parity         skip the feature comparison on our weights
  *   --train-batches=a,b train: batch sizes (default 128,512)
  *   --train-steps=N     train: timed steps per side per configuration (default 24, in 4 alternating chunks)
@@ -127,6 +128,7 @@ function encoderOptions(args: Map<string, string>): EncoderBenchOptions {
     threads: intArg(args, "threads", d.threads),
     seed: intArg(args, "seed", d.seed, 0),
     torch: boolArg(args, "torch", d.torch),
+    onnx: boolArg(args, "onnx", d.onnx),
     parity: boolArg(args, "parity", d.parity),
   };
 }
@@ -159,7 +161,7 @@ function trainOptions(args: Map<string, string>): TrainBenchOptions {
 }
 
 const KNOWN = new Set([
-  "only", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "parity", "help",
+  "only", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "onnx", "parity", "help",
   "train-batches", "train-steps", "train-warmup", "train-threads", "cpu-steps", "cpu-budget", "profile", "accuracy-threads",
   "umap-points", "umap-dim", "umap-epochs", "umap-nndescent",
 ]);

@@ -24,10 +24,17 @@ import { DEFAULT_MAX_INLINE_BYTES, initializerBytes, serializeModel } from "../i
 export interface OnnxEngineOptions {
   /** Intra-op threads (default: every core, `os.availableParallelism()`). */
   threads?: number;
+  /**
+   * Whether idle intra-op threads spin-wait for work (onnxruntime's default, true: fastest for
+   * back-to-back calls); false frees the cores between calls on a shared machine.
+   */
+  spinning?: boolean;
   /** onnxruntime graph optimisation (default "all"). */
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
-  /** An onnxruntime module to use instead of requiring onnxruntime-node (tests, other builds). */
+  /** An onnxruntime module to use instead of requiring one. */
   runtime?: OnnxRuntime;
+  /** The package to require when `runtime` is not given (default "onnxruntime-node"). */
+  runtimeModule?: string;
 }
 
 interface EngineInfo {
@@ -44,7 +51,16 @@ function sessionOptions(opts: OnnxEngineOptions): InferenceSession.SessionOption
   if (!["disabled", "basic", "extended", "all"].includes(level)) {
     throw new RangeError(`onnx engine: graphOptimizationLevel must be one of disabled, basic, extended, all, got ${JSON.stringify(level)}`);
   }
-  return { executionProviders: ["cpu"], graphOptimizationLevel: level, intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" };
+  const options: InferenceSession.SessionOptions = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: level,
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+  };
+  // The Node binding flattens `extra` into session config entries ("session.intra_op.allow_spinning").
+  if (opts.spinning === false) return { ...options, extra: { session: { intra_op: { allow_spinning: "0" } } } };
+  return options;
 }
 
 async function createSession(ort: OnnxRuntime, model: string | Uint8Array, options: InferenceSession.SessionOptions, what: string): Promise<InferenceSession> {
@@ -85,7 +101,7 @@ export class OnnxEngine implements EmbeddingEngine {
     for (const file of [VISION_FILE, TEXT_FILE]) {
       if (!fs.existsSync(path.join(dir, file))) throw new Error(`${dir}: ${file} is missing (config.json says this is an export)`);
     }
-    const ort = opts.runtime ?? loadOnnxRuntime();
+    const ort = opts.runtime ?? loadOnnxRuntime(opts.runtimeModule);
     const options = sessionOptions(opts);
     const vision = await createSession(ort, path.join(dir, VISION_FILE), options, path.join(dir, VISION_FILE));
     const text = await createSession(ort, path.join(dir, TEXT_FILE), options, path.join(dir, TEXT_FILE));
@@ -98,7 +114,7 @@ export class OnnxEngine implements EmbeddingEngine {
    * 2 GiB limit goes through a temporary directory with external data, removed once loaded.
    */
   static async fromClip(clip: Clip, opts: OnnxEngineOptions = {}): Promise<OnnxEngine> {
-    const ort = opts.runtime ?? loadOnnxRuntime();
+    const ort = opts.runtime ?? loadOnnxRuntime(opts.runtimeModule);
     const options = sessionOptions(opts);
     const models = buildClipOnnx(clip.config, clipTensorSource(clip));
     const info = {

@@ -16,6 +16,7 @@ import { Clip, TensorSource } from "../../model/clip";
 import { ClipConfig, configToJson, modelTransform, validateConfig, visionTower } from "../../model/config";
 import { clipParamSpecs, toExternalLayout } from "../../model/params";
 import { EOT_TOKEN, SOT_TOKEN } from "../../text/tokenize";
+import { writeFileAtomic } from "../../util/atomic";
 import { openSafetensors } from "../safetensors";
 import { asOpenAISource } from "../state_dict_names";
 import { resolveCheckpointConfig } from "../checkpoint_config";
@@ -156,24 +157,13 @@ export interface ExportResult {
   config: OnnxExportConfig;
 }
 
-function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now().toString(36)}`;
-  try {
-    fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
 /** Writes vision_model.onnx, text_model.onnx (with `_data` files when external) and config.json into `dir`. */
 export function writeClipOnnx(models: ClipOnnx, dir: string, opts: WriteModelOptions = {}): ExportResult {
   fs.mkdirSync(dir, { recursive: true });
   const vision = writeModelFile(path.join(dir, VISION_FILE), models.vision, opts);
   const text = writeModelFile(path.join(dir, TEXT_FILE), models.text, opts);
   const configFile = path.join(dir, CONFIG_FILE);
-  writeJsonAtomic(configFile, models.config); // last: its presence marks a complete export
+  writeFileAtomic(configFile, JSON.stringify(models.config, null, 2) + "\n"); // last: its presence marks a complete export
   return { dir, vision, text, configFile, config: models.config };
 }
 

@@ -7,6 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { writeFileAtomic } from "../../util/atomic";
 import { partBytes, toBytes } from "./protobuf";
 import { ExternalLocation, ModelDef, encodeModel, tensorByteLength, tensorBytes } from "./onnx_proto";
 
@@ -73,8 +74,13 @@ function writeAll(fd: number, bytes: Uint8Array): void {
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
 }
 
-function tmpName(file: string): string {
-  return `${file}.tmp-${process.pid}-${Date.now().toString(36)}`;
+function writeStream(file: string, write: (fd: number) => void): void {
+  const fd = fs.openSync(file, "w");
+  try {
+    write(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
@@ -100,40 +106,23 @@ export function writeModelFile(file: string, model: ModelDef, opts: WriteModelOp
     );
   }
 
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmpModel = tmpName(file);
-  const tmpData = external ? tmpName(dataFile) : undefined;
-  try {
-    if (tmpData) {
-      const fd = fs.openSync(tmpData, "w");
-      try {
-        let at = 0;
-        const zeros = new Uint8Array(EXTERNAL_ALIGNMENT);
-        for (const t of model.graph.initializers) {
-          const place = plan.placements.get(t.name);
-          if (!place) continue;
-          if (place.offset > at) writeAll(fd, zeros.subarray(0, place.offset - at));
-          writeAll(fd, partBytes(tensorBytes(t)));
-          at = place.offset + place.length;
-        }
-      } finally {
-        fs.closeSync(fd);
+  if (external) {
+    // Data first: the model file never points at a data file that is not there yet.
+    writeFileAtomic(dataFile, (tmp) => writeStream(tmp, (fd) => {
+      let at = 0;
+      const zeros = new Uint8Array(EXTERNAL_ALIGNMENT);
+      for (const t of model.graph.initializers) {
+        const place = plan.placements.get(t.name);
+        if (!place) continue;
+        if (place.offset > at) writeAll(fd, zeros.subarray(0, place.offset - at));
+        writeAll(fd, partBytes(tensorBytes(t)));
+        at = place.offset + place.length;
       }
-    }
-    const fd = fs.openSync(tmpModel, "w");
-    try {
-      for (const p of encoded.parts) writeAll(fd, partBytes(p));
-    } finally {
-      fs.closeSync(fd);
-    }
-    // Data first: a model file never points at a data file that is not there yet.
-    if (tmpData) fs.renameSync(tmpData, dataFile);
-    else fs.rmSync(dataFile, { force: true }); // a stale data file from an earlier external export
-    fs.renameSync(tmpModel, file);
-  } catch (err) {
-    fs.rmSync(tmpModel, { force: true });
-    if (tmpData) fs.rmSync(tmpData, { force: true });
-    throw err;
+    }));
   }
+  writeFileAtomic(file, (tmp) => writeStream(tmp, (fd) => {
+    for (const p of encoded.parts) writeAll(fd, partBytes(p));
+  }));
+  if (!external) fs.rmSync(dataFile, { force: true }); // a stale data file from an earlier external export
   return external ? { file, bytes: encoded.length, dataFile, dataBytes: plan.length } : { file, bytes: encoded.length };
 }
