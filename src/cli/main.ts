@@ -8,6 +8,7 @@ import { EVAL_USAGE, TRAIN_USAGE, evalCommand, trainCommand } from "./train";
 import { REPORT_USAGE, reportCommand } from "./report";
 import { AUDIT_USAGE, auditCommand } from "./audit";
 import { ZEROSHOT_USAGE, zeroshotCommand } from "./zeroshot";
+import { EXPORT_USAGE, exportCommand } from "./export";
 
 type Command = (argv: string[], io: CliIO) => Promise<number>;
 
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   report: { run: reportCommand, usage: REPORT_USAGE, summary: "the whole pipeline (train or load, evaluate, embed, UMAP) as one self-contained HTML report" },
   audit: { run: auditCommand, usage: AUDIT_USAGE, summary: "audits of a checkpoint: robustness (corruptions, adversarial attacks)" },
   zeroshot: { run: zeroshotCommand, usage: ZEROSHOT_USAGE, summary: "zero-shot accuracy of every template of a set and of their ensemble" },
+  export: { run: exportCommand, usage: EXPORT_USAGE, summary: "export a checkpoint as ONNX (vision_model.onnx, text_model.onnx, config.json) for onnxruntime and transformers.js" },
 };
 
 function help(): string {
