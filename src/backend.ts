@@ -59,13 +59,23 @@
  *     flags and with batch 1; otherwise a naive single-threaded loop (about 12x slower for A x B^T,
  *     60x for A^T x B at 1024^3), which is also why src/model/matmul.ts avoids them.
  * A kernel already registered for wasm (a future tfjs version) is left alone.
+ *
+ * Native matrix kernels (src/backend/native.ts). On the wasm backend, a system BLAS found at run
+ * time (OpenBLAS on Linux, Accelerate on macOS; src/backend/blas.ts) takes over BatchMatMul,
+ * _FusedMatMul and the convolutions and their gradients, working on the WASM heap in place; the
+ * wasm kernels stay underneath as the fallback. It runs with the same thread count as asked for
+ * the backend. `CLIPLAB_BLAS=off` or `initBackend({blas: false})` keeps the wasm kernels,
+ * `CLIPLAB_BLAS=/path/lib.so` names the library. `BackendChoice.blas` says which BLAS is used (and
+ * `blasReason` why, or why none).
  */
 import * as tf from "@tensorflow/tfjs";
 import { resolveObjectURL } from "node:buffer";
 import { execFile } from "node:child_process";
 import * as os from "node:os";
 import { Worker as NodeWorker, type WorkerOptions } from "node:worker_threads";
+import { loadBlas } from "./backend/blas";
 import { registerCpuKernels, registerWasmKernels } from "./backend/kernels";
+import { registerNativeKernels, unregisterNativeKernels } from "./backend/native";
 
 export { registerCpuKernels };
 
@@ -81,6 +91,19 @@ export interface BackendChoice {
   simd: boolean;
   /** Every backend attempted, in order, with a one-line reason. */
   tried: { name: string; ok: boolean; reason: string }[];
+  /** The BLAS running the wasm backend's matrix kernels, if one loaded (wasm only). */
+  blas?: { name: string; path: string; threads: number };
+  /** One line: which BLAS runs the matrix kernels, or why none does ("" off the wasm backend). */
+  blasReason: string;
+}
+
+export interface InitOptions {
+  /** Backend to force (else CLIPLAB_BACKEND, else the automatic order). */
+  prefer?: BackendName;
+  /** Compute threads, 1..8 (else CLIPLAB_THREADS, else 1): the WASM pool and the BLAS. */
+  threads?: number;
+  /** Native BLAS matrix kernels on the wasm backend when a BLAS loads (default true; CLIPLAB_BLAS=off also turns them off). */
+  blas?: boolean;
 }
 
 const VALID: readonly BackendName[] = ["tensorflow", "wasm", "cpu"];
@@ -124,7 +147,7 @@ export function currentBackend(): BackendChoice | undefined {
  * later calls return the same choice; asking for a different backend or thread count than the one
  * already running is an Error (tfjs backends are process-global).
  */
-export async function initBackend(opts: { prefer?: BackendName; threads?: number } = {}): Promise<BackendChoice> {
+export async function initBackend(opts: InitOptions = {}): Promise<BackendChoice> {
   const req = parseRequest(opts);
   if (inFlight) {
     const c = await inFlight;
@@ -153,6 +176,7 @@ export async function shutdownBackend(): Promise<void> {
   const pending = inFlight;
   if (pending) await pending.catch(() => undefined);
   if (choice?.name === "wasm") {
+    unregisterNativeKernels();
     const factory = tf.engine().registryFactory["wasm"];
     // removeBackend disposes BackendWasm, which terminates the emscripten pthreads.
     if (factory) {
@@ -174,9 +198,10 @@ interface Request {
   threads: number;
   threadsExplicit: boolean;
   threadsSource: string;
+  blas: boolean;
 }
 
-function parseRequest(opts: { prefer?: BackendName; threads?: number }): Request {
+function parseRequest(opts: InitOptions): Request {
   let prefer: BackendName | undefined;
   let preferSource = "";
   const envB = process.env.CLIPLAB_BACKEND;
@@ -200,7 +225,8 @@ function parseRequest(opts: { prefer?: BackendName; threads?: number }): Request
     threadsExplicit = true;
     threadsSource = `CLIPLAB_THREADS=${threads}`;
   }
-  return { prefer, preferSource, threads, threadsExplicit, threadsSource };
+  if (opts.blas !== undefined && typeof opts.blas !== "boolean") throw new Error(`initBackend({blas: ${JSON.stringify(opts.blas)}}) is not valid; valid values: true, false`);
+  return { prefer, preferSource, threads, threadsExplicit, threadsSource, blas: opts.blas ?? true };
 }
 
 function checkBackendName(v: string, what: string): BackendName {
@@ -229,7 +255,7 @@ type Attempt = { name: string; ok: boolean; reason: string };
 
 /** A request that was explicit and cannot be met: fails initBackend instead of trying the next backend. */
 class UnmetRequestError extends Error {}
-type Started = { threads: number; simd: boolean; detail: string };
+type Started = { threads: number; simd: boolean; detail: string; blas?: BackendChoice["blas"]; blasReason?: string };
 
 async function select(req: Request): Promise<BackendChoice> {
   const tried: Attempt[] = [];
@@ -238,7 +264,8 @@ async function select(req: Request): Promise<BackendChoice> {
     const started = await startBackend(name, req, tried);
     if (started) {
       const why = req.prefer ? `forced by ${req.preferSource}` : `first backend that started, in the order tfjs-node-gpu, tfjs-node, wasm, cpu`;
-      return { name, reason: `${started.detail}; ${why}`, threads: started.threads, simd: started.simd, tried };
+      const blas = started.blas;
+      return { name, reason: `${started.detail}; ${why}`, threads: started.threads, simd: started.simd, tried, ...(blas ? { blas } : {}), blasReason: started.blasReason ?? "" };
     }
   }
   // Only reachable when forced: the automatic order ends with cpu, which always starts.
@@ -406,8 +433,30 @@ async function startWasm(req: Request): Promise<Started> {
     threads = wasm.getThreadsCount();
   }
   if (tf.getBackend() !== "wasm" && !(await tf.setBackend("wasm"))) throw new Error("tf.setBackend('wasm') returned false");
-  const detail = `wasm: XNNPACK WebAssembly${simd ? " with SIMD" : " without SIMD"}, ${threads} thread${threads === 1 ? "" : "s"}${note}`;
-  return { threads, simd, detail };
+  const native = startNative(req);
+  const detail = `wasm: XNNPACK WebAssembly${simd ? " with SIMD" : " without SIMD"}, ${threads} thread${threads === 1 ? "" : "s"}${note}; matrix kernels: ${native.blas ? native.reason : `wasm (${native.reason})`}`;
+  return { threads, simd, detail, blas: native.blas, blasReason: native.reason };
+}
+
+/** Native BLAS kernels over the wasm ones, when asked for and a BLAS loads (see the file header). */
+function startNative(req: Request): { blas?: BackendChoice["blas"]; reason: string } {
+  if (!req.blas) {
+    unregisterNativeKernels();
+    return { reason: "native BLAS kernels turned off by initBackend({blas: false})" };
+  }
+  let load;
+  try {
+    load = loadBlas(req.threads);
+  } catch (e) {
+    // Only an explicit CLIPLAB_BLAS path throws: asked for, so not a silent fallback.
+    throw new UnmetRequestError(oneLine(e));
+  }
+  if (!load.blas) {
+    unregisterNativeKernels();
+    return { reason: load.reason };
+  }
+  registerNativeKernels(load.blas);
+  return { blas: { name: load.blas.name, path: load.blas.path, threads: load.blas.threads }, reason: load.reason };
 }
 
 function threadsUnsupportedReason(wasm: WasmModule, simd: boolean): string | undefined {

@@ -12,11 +12,15 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { im2col } from "./im2col";
+import { KernelArgs, asKernelOutput, asTensor, sizeOf } from "./kernel_util";
 
+let wasmKernelsRegistered = false;
 
-type KernelArgs = Parameters<tf.KernelFunc>[0];
-
+/** Registers the kernels above for wasm (idempotent: native kernels may sit on top later). */
 export function registerWasmKernels(): void {
+  if (wasmKernelsRegistered) return;
+  wasmKernelsRegistered = true;
   const add = (kernelName: string, kernelFunc: tf.KernelFunc) => {
     if (!tf.getKernel(kernelName, "wasm")) tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc });
   };
@@ -70,24 +74,6 @@ function conv2DBackpropInputWasm(args: KernelArgs): tf.TensorInfo {
     return tf.conv2d(dy, swapped, 1, [[0, 0], [top, bottom], [left, right], [0, 0]]); // [N, H, W, CI]
   });
   return asKernelOutput(b, dx);
-}
-
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-/** Hands a tensor computed with tf ops back to the engine as a kernel output. */
-function asKernelOutput(b: BackendWasm, t: tf.Tensor): tf.TensorInfo {
-  b.incRef(t.dataId);
-  const info = { dataId: t.dataId, shape: t.shape.slice(), dtype: t.dtype };
-  t.dispose();
-  return info;
-}
-
-/** A tf.Tensor view of a kernel input (shares the data; disposing it leaves the input intact). */
-function asTensor(b: BackendWasm, info: tf.TensorInfo): tf.Tensor {
-  b.incRef(info.dataId);
-  return tf.engine().makeTensorFromTensorInfo(info, b);
 }
 
 /** out[segmentIds[i], ...] += x[i, ...], one pass; ids outside [0, numSegments) are dropped (as TF). */
@@ -242,58 +228,4 @@ function conv2DBackpropFilterWasm({ inputs, attrs, backend }: KernelArgs): tf.Te
     return tf.reshape(tf.transpose(acc as tf.Tensor), [FH, FW, C, CO]);
   });
   return asKernelOutput(b, dW);
-}
-
-interface Im2colGeometry {
-  H: number; W: number; C: number; OH: number; OW: number; FH: number; FW: number;
-  SH: number; SW: number; DH: number; DW: number; PT: number; PL: number;
-}
-
-/**
- * Rows [r0, r1) of the patch matrix: row = (n*OH + oh)*OW + ow, column = (kh*FW + kw)*C + ci.
- * X and P are views of the same WASM heap, so runs are moved with `copyWithin` on one view of the
- * whole heap (no per-run subarray objects); the FW*C values of one filter row are contiguous in x
- * whenever the row lies inside the image horizontally, and move as one run.
- */
-function im2col(X: Float32Array, P: Float32Array, r0: number, r1: number, g: Im2colGeometry): void {
-  const { H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, PT, PL } = g;
-  const K = FH * FW * C;
-  const heap = new Float32Array(X.buffer);
-  const xBase = X.byteOffset >> 2;
-  const pBase = P.byteOffset >> 2;
-  const rowRun = DW === 1;
-  for (let r = r0; r < r1; r++) {
-    const ow = r % OW;
-    const t = (r - ow) / OW;
-    const oh = t % OH;
-    const n = (t - oh) / OH;
-    let dst = (r - r0) * K;
-    const iw0 = ow * SW - PL;
-    const inside = rowRun && iw0 >= 0 && iw0 + FW <= W;
-    for (let kh = 0; kh < FH; kh++) {
-      const ih = oh * SH - PT + kh * DH;
-      if (ih < 0 || ih >= H) {
-        P.fill(0, dst, dst + FW * C);
-        dst += FW * C;
-        continue;
-      }
-      const rowBase = (n * H + ih) * W;
-      if (inside) {
-        const src = xBase + (rowBase + iw0) * C;
-        heap.copyWithin(pBase + dst, src, src + FW * C);
-        dst += FW * C;
-        continue;
-      }
-      for (let kw = 0; kw < FW; kw++) {
-        const iw = iw0 + kw * DW;
-        if (iw < 0 || iw >= W) {
-          P.fill(0, dst, dst + C);
-        } else {
-          const src = xBase + (rowBase + iw) * C;
-          heap.copyWithin(pBase + dst, src, src + C);
-        }
-        dst += C;
-      }
-    }
-  }
 }
