@@ -1,22 +1,44 @@
 /**
- * CLIP image preprocessing: resize the short side, centre crop, normalise.
+ * CLIP image preprocessing: resize, crop (or pad), convert to RGB, normalise.
  *
  * Mirrors `_transform(n_px)` in https://github.com/openai/CLIP/blob/main/clip/clip.py:
  *
  *   Compose([Resize(n_px, interpolation=BICUBIC), CenterCrop(n_px), _convert_image_to_rgb,
  *            ToTensor(), Normalize(CLIP_MEAN, CLIP_STD)])
  *
- * with torchvision's arithmetic: the short side becomes `size` and the long side
- * `int(size * long / short)` (truncated); the crop offset is Python's `round((h - size) / 2)`,
- * which rounds halves to even; `ToTensor` + `Normalize` are `(u8 / 255 - mean) / std` in
- * float32, each step rounded to float32. Unlike torchvision the output is channels-last
- * (NHWC), the layout TensorFlow.js convolutions use.
+ * and open_clip's `image_transform` (https://github.com/mlfoundations/open_clip,
+ * `src/open_clip/transform.py`) for its other resize modes, with torchvision's arithmetic: the
+ * short side becomes `size` and the long side `int(size * long / short)` (truncated); the crop
+ * offset is Python's `round((h - size) / 2)`, which rounds halves to even; `ToTensor` +
+ * `Normalize` are `(u8 / 255 - mean) / std` in float32, each step rounded to float32. Unlike
+ * torchvision the output is channels-last (NHWC), the layout TensorFlow.js convolutions use.
+ *
+ * Order matters. `preprocessStored` works as OpenAI and open_clip do: the image is resized and
+ * cropped in its stored mode (decode.ts `decodeStored`) and converted to RGB last, so palette
+ * images are resized with nearest neighbour, RGBA premultiplied by alpha (transparent pixels go
+ * black) and 16-bit grey in 32-bit integers clipped to 255 at the conversion; this matches Pillow
+ * 9.4 + torchvision exactly on PNG/GIF/palette files (test/fixtures/pillow). Hugging Face's
+ * `CLIPProcessor` (`CLIPImageProcessor`, `do_convert_rgb=True`) converts to RGB FIRST and then
+ * resizes, so on exactly these files (RGBA with transparency, palette, 16-bit grey, 1-bit) it gives
+ * other pixels than OpenAI's and open_clip's preprocessing, and than this module.
+ * `preprocessImage` (RGB in) is the convert-first path, identical to the stored-mode path for RGB
+ * and greyscale images.
+ *
+ * Resize modes (`ImageTransform.resizeMode`, open_clip's `resize_mode`):
+ * - `shortest`: torchvision `Resize(size)` + `CenterCrop(size)` (OpenAI's transform);
+ * - `longest`: open_clip's `ResizeKeepRatio(size, longest=1)` (each side `round(side / ratio)`,
+ *   ratio the larger of side / size) + `CenterCropOrPad(size, fill=fill_color)`;
+ * - `squash`: `Resize((size, size))`, aspect ratio ignored;
+ * - `pad` (cliplab's small presets): an image no larger than `size` on both sides is centred on a
+ *   `fill_color` canvas (offsets `floor((size - side) / 2)`) without resampling; a larger one goes
+ *   the `shortest` way. This is what the Fashion-MNIST presets train with (28 px on 32).
  */
 import * as tf from "@tensorflow/tfjs";
 import { decodeImage, type RGBImage } from "./decode";
+import { fromStored, pilCrop, pilPad, pilResize, pilToRGB, type PilImage } from "./pil_image";
 import { resizeBicubic, type PixelArray } from "./resize";
-
-import { CLIP_MEAN, CLIP_STD } from "./transform";
+import type { StoredImage } from "./stored";
+import { CLIP_MEAN, CLIP_STD, type ImageTransform } from "./transform";
 
 export { CLIP_MEAN, CLIP_STD };
 
@@ -67,8 +89,8 @@ export function centerCropOffsets(
     );
   }
   return {
-    top: roundHalfEven((height - cropHeight) / 2),
-    left: roundHalfEven((width - cropWidth) / 2),
+    top: pyRound((height - cropHeight) / 2),
+    left: pyRound((width - cropWidth) / 2),
   };
 }
 
@@ -163,6 +185,77 @@ export function preprocessImage(img: RGBImage, size: number, opts: PreprocessOpt
 }
 
 /**
+ * The model input of a stored-mode image in 0-255: `[t.size, t.size, 3]` uint8 RGB (HWC), resized
+ * and cropped or padded in the stored mode, converted to RGB last (see the header). Robustness
+ * attacks work on this, divided by 255; `preprocessStoredNormalized` adds mean/std.
+ */
+export function preprocessStored(img: StoredImage, t: ImageTransform): Uint8Array {
+  const S = t.size;
+  checkPositiveInt("preprocessStored", "t.size", S);
+  let im = fromStored(img, "preprocessStored: img");
+  switch (t.resizeMode) {
+    case "shortest":
+      im = shortestSide(im, S, t);
+      break;
+    case "squash":
+      im = pilResize(im, S, S, t.interpolation);
+      break;
+    case "longest": {
+      // ResizeKeepRatio(longest=1): ratio = max(h / S, w / S); sides round(side / ratio).
+      const ratio = Math.max(im.height / S, im.width / S);
+      im = pilResize(im, Math.max(1, pyRound(im.width / ratio)), Math.max(1, pyRound(im.height / ratio)), t.interpolation);
+      im = centerCropOrPad(im, S, t.fillColor);
+      break;
+    }
+    case "pad":
+      if (im.height <= S && im.width <= S) {
+        const top = Math.floor((S - im.height) / 2);
+        const left = Math.floor((S - im.width) / 2);
+        im = pilPad(im, left, top, S - im.width - left, S - im.height - top, t.fillColor);
+      } else {
+        im = shortestSide(im, S, t);
+      }
+      break;
+    default:
+      throw new RangeError(`preprocessStored: t.resizeMode must be shortest, longest, squash or pad, got ${JSON.stringify(t.resizeMode)}`);
+  }
+  return pilToRGB(im);
+}
+
+/** `preprocessStored` then `ToTensor` + `Normalize(t.mean, t.std)`: `[t.size, t.size, 3]` float32. */
+export function preprocessStoredNormalized(img: StoredImage, t: ImageTransform): Float32Array {
+  return normalizePixels(preprocessStored(img, t), t.mean, t.std);
+}
+
+/** torchvision `Resize(S)` + `CenterCrop(S)` on a working image. */
+function shortestSide(im: PilImage, S: number, t: ImageTransform): PilImage {
+  const r = shortSideResizeShape(im.height, im.width, S);
+  const resized = pilResize(im, r.width, r.height, t.interpolation);
+  const { top, left } = centerCropOffsets(r.height, r.width, S, S);
+  return pilCrop(resized, left, top, S, S);
+}
+
+/** open_clip's `center_crop_or_pad`: pad the short sides ((S - side) // 2 first), then centre crop. */
+function centerCropOrPad(im: PilImage, S: number, fill: number): PilImage {
+  if (im.width < S || im.height < S) {
+    const padW = Math.max(0, S - im.width);
+    const padH = Math.max(0, S - im.height);
+    im = pilPad(im, padW >> 1, padH >> 1, (padW + 1) >> 1, (padH + 1) >> 1, fill);
+  }
+  if (im.width === S && im.height === S) return im;
+  return pilCrop(im, pyRound((im.width - S) / 2), pyRound((im.height - S) / 2), S, S);
+}
+
+/** Python 3's `round(x)` for a double: nearest integer, exact ties to even. */
+export function pyRound(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f; // exact for |x| < 2^52
+  if (d < 0.5) return f;
+  if (d > 0.5) return f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/**
  * Decode and preprocess image files into one batch tensor `[B, size, size, 3]` float32 (NHWC),
  * in the order of `paths`. Errors name the failing file.
  */
@@ -190,15 +283,6 @@ export async function loadImages(
   };
   await Promise.all(Array.from({ length: Math.min(4, paths.length) }, worker));
   return tf.tensor4d(batch, [paths.length, size, size, 3], "float32");
-}
-
-/** Python 3 `round()` for the halves that `(n - m) / 2` produces: ties go to the even integer. */
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d < 0.5) return f;
-  if (d > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
 }
 
 function fmt(v: unknown): string {

@@ -16,15 +16,16 @@
  *   xmax         = min(inSize, trunc(center + support + 0.5))     (exclusive)
  *   w(x)         = cubic((x - center + 0.5) / filterscale), normalised to sum 1 over the window
  *
- * Pillow stores the weights in 22-bit fixed point for 8-bit images; we keep them in float64
- * instead. Against an emulation of that integer path this changed ~1 value in 10^4 by one level
- * (once in 3.5M values by two, when upscaling, where an edge weight exceeds 1). What we do keep is that
- * Pillow rounds (half up) and clamps to uint8 at the end of EACH pass, so the vertical pass sees
- * the rounded output of the horizontal one. For float32 data (Pillow mode "F") nothing is rounded
- * or clamped; the intermediate is stored as float32, as Pillow does.
+ * For 8-bit images Pillow stores the weights in 22-bit fixed point and rounds and clamps to uint8
+ * at the end of EACH pass, so the vertical pass sees the rounded output of the horizontal one;
+ * uint8 input goes through that exact integer path (`resampleInt` in resample.ts, which also has
+ * bilinear, mode "I" and NEAREST). For float32 data (Pillow mode "F") the weights are float64,
+ * nothing is rounded or clamped, and the intermediate is stored as float32, as Pillow does.
  *
  * Buffers are HWC (row-major `[height, width, channels]`), interleaved channels.
  */
+
+import { resampleInt } from "./resample";
 
 /** Pixel buffers the resizer accepts: uint8 (Pillow "RGB"/"L") or float32 (Pillow "F"). */
 export type PixelArray = Uint8Array | Float32Array;
@@ -139,40 +140,33 @@ export function resizeBicubic(
         `${height}*${width}*${channels} = ${height * width * channels}`,
     );
   }
-  const toU8 = src instanceof Uint8Array;
-  let cur: PixelArray = src;
+  // Pillow's fixed-point 8-bit path, exactly (always a new plain Uint8Array, never a Buffer).
+  if (src instanceof Uint8Array) return resampleInt(src, height, width, channels, outHeight, outWidth, "bicubic");
+  let cur: Float32Array = src;
   let curW = width;
   if (outWidth !== width) {
     // [height, width, C] -> [height, outWidth, C]
-    cur = resizeAxis(cur, height, width, 1, channels, outWidth, toU8);
+    cur = resizeAxisF32(cur, height, width, 1, channels, outWidth);
     curW = outWidth;
   }
   if (outHeight !== height) {
     // [height, outWidth, C] -> [outHeight, outWidth, C]: the "row" is then one column of pixels,
     // so the element stride along the axis is a whole image row.
-    cur = resizeAxis(cur, 1, height, curW, channels, outHeight, toU8);
+    cur = resizeAxisF32(cur, 1, height, curW, channels, outHeight);
   }
-  // Always a fresh plain array (Buffer#slice would alias the input, hence no slice()).
-  if (cur === src) cur = toU8 ? new Uint8Array(src) : new Float32Array(src);
-  return cur;
+  return cur === src ? new Float32Array(src) : cur;
 }
 
 /**
- * Filter along one axis of a buffer viewed as [outer, axis, inner, C]: the horizontal pass is
- * (outer = H, axis = W, inner = 1) and the vertical one (outer = 1, axis = H, inner = W').
+ * Filter float32 data along one axis of a buffer viewed as [outer, axis, inner, C]: the
+ * horizontal pass is (outer = H, axis = W, inner = 1) and the vertical one (outer = 1, axis = H,
+ * inner = W'). Nothing is rounded or clipped; the Float32Array stores the float32 rounding, like
+ * Pillow's "F".
  */
-function resizeAxis(
-  src: PixelArray,
-  outer: number,
-  axis: number,
-  inner: number,
-  channels: number,
-  outAxis: number,
-  toU8: boolean,
-): PixelArray {
+function resizeAxisF32(src: Float32Array, outer: number, axis: number, inner: number, channels: number, outAxis: number): Float32Array {
   const { taps, start, count, weights } = resampleWeights(axis, outAxis);
   const pixel = inner * channels; // elements between neighbours along the axis
-  const dst = toU8 ? new Uint8Array(outer * outAxis * pixel) : new Float32Array(outer * outAxis * pixel);
+  const dst = new Float32Array(outer * outAxis * pixel);
   for (let o = 0; o < outer; o++) {
     const srcBase = o * axis * pixel;
     const dstBase = o * outAxis * pixel;
@@ -184,14 +178,7 @@ function resizeAxis(
       for (let e = 0; e < pixel; e++) {
         let sum = 0;
         for (let k = 0; k < n; k++) sum += src[first + k * pixel + e] * weights[wBase + k];
-        if (toU8) {
-          // Pillow adds half a unit and shifts right (floor), then clips to [0, 255]; the
-          // overshoot of the cubic lobes makes clipping necessary at sharp edges.
-          const v = Math.floor(sum + 0.5);
-          dst[dstRow + e] = v < 0 ? 0 : v > 255 ? 255 : v;
-        } else {
-          dst[dstRow + e] = sum; // Float32Array stores the float32 rounding, like Pillow's "F"
-        }
+        dst[dstRow + e] = sum;
       }
     }
   }
