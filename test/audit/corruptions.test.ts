@@ -1,18 +1,39 @@
-/** Corruptions: identity at severity 0, monotone in severity, seeded, in range, one-line errors. */
+/**
+ * Corruptions on RGB images of any size: identity at severity 0, monotone in severity (at 28 and
+ * 64 px), seeded per image (batch by batch = whole), the blur scaled with the side, in range,
+ * one-line errors.
+ */
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { corrupt, corruptionSpecs, jpegQuantTable, listCorruptions, type Severity } from "../../src/audit/robustness/corruptions";
-import { greyImages01 } from "../../src/audit/robustness/audit";
+import { REFERENCE_SIDE, corrupt, corruptionSpecs, jpegQuantTable, listCorruptions, type Severity } from "../../src/audit/robustness/corruptions";
 import { loadFashionMnist } from "../../src/data/fashion_mnist";
 import { assertThrowsOneLine } from "../helpers/errors";
 import { useTestBackend } from "../eval/fake_clip";
 
 before(useTestBackend);
 
-/** 16 real Fashion-MNIST test images, [16, 28, 28, 1] in [0, 1]. */
-function realImages(): tf.Tensor4D {
-  return greyImages01(loadFashionMnist("test", { limit: 16 }), 0, 16);
+/** Per-image tints: real Fashion-MNIST pixels in colour, so the three channels differ. */
+const TINTS = [[1, 0.4, 0.2], [0.3, 0.9, 0.5], [0.5, 0.6, 1], [1, 1, 0.3]];
+
+/** 16 real Fashion-MNIST test images tinted RGB, [16, size, size, 3] in [0, 1] (bilinear resize from 28 px). */
+function realImages(size = 28): tf.Tensor4D {
+  const d = loadFashionMnist("test", { limit: 16 });
+  const values = new Float32Array(16 * 28 * 28 * 3);
+  for (let b = 0; b < 16; b++) {
+    const tint = TINTS[b % TINTS.length];
+    for (let i = 0; i < 28 * 28; i++) for (let k = 0; k < 3; k++) values[(b * 784 + i) * 3 + k] = (d.images[b * 784 + i] / 255) * tint[k];
+  }
+  return tf.tidy(() => {
+    const x = tf.tensor4d(values, [16, 28, 28, 3]);
+    return (size === 28 ? x : tf.clipByValue(tf.image.resizeBilinear(x, [size, size]), 0, 1)) as tf.Tensor4D;
+  });
+}
+
+/** Nearest-neighbour upscale by an integer factor. */
+function upscale(x: tf.Tensor4D, f: number): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  return tf.image.resizeNearestNeighbor(x, [h * f, w * f]);
 }
 
 function meanAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
@@ -39,8 +60,9 @@ describe("corrupt", () => {
     x.dispose();
   });
 
-  it("stronger severity changes the images more (mean |y - x| strictly increasing), values stay in [0, 1]", () => {
-    const x = realImages();
+  for (const size of [28, 64]) {
+  it(`stronger severity changes the images more (mean |y - x| strictly increasing), values stay in [0, 1], at ${size} px RGB`, () => {
+    const x = realImages(size);
     for (const name of listCorruptions()) {
       const distances: number[] = [];
       for (const s of [1, 2, 3, 4, 5] as Severity[]) {
@@ -56,6 +78,49 @@ describe("corrupt", () => {
     }
     x.dispose();
   });
+  }
+
+  it("is seeded per image: corrupting batch by batch (firstIndex = the batch's start) equals corrupting the whole set", () => {
+    const x = realImages();
+    for (const name of ["gaussian_noise", "shot_noise", "crop", "occlusion", "rotation", "translation", "blur", "jpeg"]) {
+      const whole = corrupt(x, name, 4, 9);
+      const parts = [0, 5, 11].map((s, i, starts) => {
+        const end = starts[i + 1] ?? 16;
+        const part = tf.slice(x, [s, 0, 0, 0], [end - s, -1, -1, -1]) as tf.Tensor4D;
+        const y = corrupt(part, name, 4, 9, s);
+        part.dispose();
+        return y;
+      });
+      const joined = tf.concat(parts, 0);
+      assert.deepEqual(joined.dataSync(), whole.dataSync(), name);
+      // Without the offset the second batch repeats the first images' draws instead.
+      const second = tf.slice(x, [5, 0, 0, 0], [6, -1, -1, -1]) as tf.Tensor4D;
+      const wrong = corrupt(second, name, 4, 9);
+      if (["gaussian_noise", "shot_noise", "crop", "occlusion", "rotation", "translation"].includes(name)) {
+        assert.notDeepEqual(wrong.dataSync(), parts[1].dataSync(), `${name}: firstIndex changes the draws`);
+      }
+      tf.dispose([whole, joined, second, wrong, ...parts]);
+    }
+    x.dispose();
+  });
+
+  it(`scales the blur sigma with the image side (given for ${REFERENCE_SIDE} px)`, () => {
+    // A 2x nearest upscale blurred at 56 px is close to the 28 px blur upscaled; an unscaled sigma would blur half as much.
+    const x28 = realImages();
+    const x56 = upscale(x28, 2);
+    for (const s of [3, 5] as Severity[]) {
+      const b28 = corrupt(x28, "blur", s, 0);
+      const b28up = upscale(b28, 2);
+      const b56 = corrupt(x56, "blur", s, 0);
+      const scaledGap = meanAbsDiff(b56, b28up);
+      const blurAmount = meanAbsDiff(b28up, x56);
+      assert.ok(scaledGap < 0.35 * blurAmount, `severity ${s}: |blur56 - up(blur28)| = ${scaledGap.toFixed(4)}, blur itself ${blurAmount.toFixed(4)}`);
+      tf.dispose([b28, b28up, b56]);
+    }
+    const spec = corruptionSpecs().find((c) => c.name === "blur")!;
+    assert.match(spec.parameter, /28 px image \(applied as sigma \* side \/ 28\)/);
+    tf.dispose([x28, x56]);
+  });
 
   it("is seeded: the same seed repeats, another seed differs for the random corruptions", () => {
     const x = realImages();
@@ -70,12 +135,12 @@ describe("corrupt", () => {
     x.dispose();
   });
 
-  it("works on RGB images and leaks no tensor", () => {
-    const x = tf.tidy(() => tf.tile(realImages(), [1, 1, 1, 3]) as tf.Tensor4D); // [16, 28, 28, 3]
+  it("works on non-square RGB images and leaks no tensor", () => {
+    const x = tf.tidy(() => tf.slice(realImages(40), [0, 0, 0, 0], [-1, 40, 33, -1]) as tf.Tensor4D); // [16, 40, 33, 3]
     const start = tf.memory().numTensors;
     for (const name of listCorruptions()) {
       const y = corrupt(x, name, 2, 1);
-      assert.deepEqual(y.shape, [16, 28, 28, 3]);
+      assert.deepEqual(y.shape, [16, 40, 33, 3]);
       assert.ok(meanAbsDiff(x, y) > 0, name);
       y.dispose();
     }
@@ -87,27 +152,31 @@ describe("corrupt", () => {
     const q50 = jpegQuantTable([16, 11, 10], 50);
     assert.deepEqual(Array.from(q50), [16, 11, 10]);
     assert.deepEqual(Array.from(jpegQuantTable([16, 11, 10], 10)), [80, 55, 50]);
-    // A 16x16 image of four flat 8x8 blocks: only DC terms, exactly representable at 8 bits.
-    const flat = new Float32Array(256);
-    for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) flat[y * 16 + x] = [64, 128, 192, 255][(y >> 3) * 2 + (x >> 3)] / 255;
-    const img = tf.tensor4d(flat, [1, 16, 16, 1]);
+    // A 16x16 RGB image of four flat 8x8 blocks (grey and coloured): only DC terms, exactly representable at 8 bits.
+    const colours = [[64, 64, 64], [128, 40, 200], [192, 192, 192], [255, 255, 255]];
+    const flat = new Float32Array(256 * 3);
+    for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) for (let k = 0; k < 3; k++) flat[(y * 16 + x) * 3 + k] = colours[(y >> 3) * 2 + (x >> 3)][k] / 255;
+    const img = tf.tensor4d(flat, [1, 16, 16, 3]);
     const y = corrupt(img, "jpeg", 5, 0);
     const got = y.dataSync();
-    for (let i = 0; i < 256; i++) assert.ok(Math.abs(got[i] - flat[i]) <= 8 / 255, `pixel ${i}: ${got[i] * 255} vs ${flat[i] * 255}`);
+    for (let i = 0; i < flat.length; i++) assert.ok(Math.abs(got[i] - flat[i]) <= 8 / 255, `value ${i}: ${got[i] * 255} vs ${flat[i] * 255}`);
     tf.dispose([img, y]);
   });
 
   it("rejects bad input with one line naming the argument", () => {
-    const x = tf.zeros([1, 4, 4, 1]) as tf.Tensor4D;
+    const x = tf.zeros([1, 4, 4, 3]) as tf.Tensor4D;
     assertThrowsOneLine(() => corrupt(x, "fog", 1), /unknown corruption "fog"; valid names: gaussian_noise, shot_noise, .*translation$/);
     assertThrowsOneLine(() => corrupt(x, "blur", 6 as Severity), /severity must be an integer 0-5.*got 6/);
     assertThrowsOneLine(() => corrupt(x, "blur", -1 as Severity), /severity must be an integer 0-5/);
     assertThrowsOneLine(() => corrupt(x, "blur", 1.5 as Severity), /severity must be an integer 0-5/);
     assertThrowsOneLine(() => corrupt(x, "blur", 1, -2), /seed must be a non-negative integer/);
-    const big = tf.fill([1, 2, 2, 1], 255) as tf.Tensor4D;
+    assertThrowsOneLine(() => corrupt(x, "blur", 1, 0, -1), /^corrupt: firstIndex must be an integer >= 0, got -1$/);
+    const big = tf.fill([1, 2, 2, 3], 255) as tf.Tensor4D;
     assertThrowsOneLine(() => corrupt(big, "blur", 1), /images01 must hold values in \[0, 1\].*found 255/);
     const r3 = tf.zeros([4, 4, 1]);
     assertThrowsOneLine(() => corrupt(r3 as unknown as tf.Tensor4D, "blur", 1), /images01 must be a non-empty \[B, H, W, C\] tensor, got shape \[4, 4, 1\]/);
-    tf.dispose([x, big, r3]);
+    const grey = tf.zeros([2, 4, 4, 1]) as tf.Tensor4D;
+    assertThrowsOneLine(() => corrupt(grey, "blur", 1), /^corrupt: images01 must be RGB \[B, H, W, 3\], got shape \[2, 4, 4, 1\]/);
+    tf.dispose([x, big, r3, grey]);
   });
 });

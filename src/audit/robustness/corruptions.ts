@@ -1,28 +1,35 @@
 /**
  * Natural image corruptions at five severities, after ImageNet-C (Hendrycks & Dietterich 2019,
  * "Benchmarking Neural Network Robustness to Common Corruptions and Perturbations",
- * https://arxiv.org/abs/1903.12261), with strengths scaled for small (28x28) images.
+ * https://arxiv.org/abs/1903.12261), on RGB images of any size: the model's preprocessed input
+ * in [0, 1] (the robustness audit corrupts exactly what the model sees).
  *
- *   corrupt(images01, name, severity, seed) -> images01'      [B, H, W, C] in [0, 1], any C
+ *   corrupt(images01, name, severity, seed, firstIndex) -> images01'   [B, H, W, 3] in [0, 1]
  *
  * - Severity 0 is the identity (a copy); severities 1-5 use the parameters in `CORRUPTIONS`.
- * - Seeded: every random draw comes from `Random(mixSeed(seed, corruption))`, in image order, and a
- *   corruption draws the same numbers whatever the severity. So for one seed the noise pattern,
- *   the occluder's centre, the rotation's sign and the shift's direction are the same at every
- *   severity: only the strength changes, and stronger severities change the image more.
+ * - Sizes: the strengths were set on 28x28 images (Fashion-MNIST). Parameters per pixel value
+ *   (noise, contrast, brightness, JPEG quality) and angles stay as they are. Sizes are relative:
+ *   pixelate's downsampled side, the crop window, the occluder's side and the shift are fractions
+ *   of the image side, so they scale with it already; the one parameter in absolute pixels, the
+ *   blur sigma, is given for 28 px and applied as sigma * H/28 vertically and sigma * W/28
+ *   horizontally. (ImageNet-C's own set and parameters replace these in a later issue.)
+ * - Seeded per image: image i of a call draws from `Random(mixSeed(seed, corruption, firstIndex +
+ *   i))`, so an image is corrupted the same whichever batch it comes in, and a corruption draws
+ *   the same numbers whatever the severity. So for one seed the noise pattern, the occluder's
+ *   centre, the rotation's sign and the shift's direction are the same at every severity: only
+ *   the strength changes, and stronger severities change the image more.
  * - The pixel work is plain JavaScript on the tensor's values: deterministic on every backend.
- * - JPEG is simulated in-process (sharp's codec is async): 8x8 DCT-II per channel plane, the
- *   quality-scaled IJG quantisation tables (luminance for Y or grey, chrominance for Cb/Cr of
- *   RGB via JFIF YCbCr), rounding, inverse DCT, 8-bit output. Unlike libjpeg there is no chroma
- *   subsampling and no entropy coding (lossless anyway), so for grey images it is the real
- *   quantisation loss of a baseline JPEG.
+ * - JPEG is simulated in-process (sharp's codec is async): JFIF YCbCr, 8x8 DCT-II per plane, the
+ *   quality-scaled IJG quantisation tables (luminance for Y, chrominance for Cb/Cr), rounding,
+ *   inverse DCT, 8-bit RGB output. Unlike libjpeg there is no chroma subsampling and no entropy
+ *   coding (lossless anyway).
  * - Geometric corruptions (rotation, translation) sample bilinearly and fill uncovered pixels with
- *   black (0), like Fashion-MNIST's background; `crop` zooms into a random window (bilinear,
- *   edge-clamped); `occlusion` pastes a mid-grey (0.5) square at a random centre.
+ *   black (0); `crop` zooms into a random window (bilinear, edge-clamped); `occlusion` pastes a
+ *   mid-grey (0.5) square at a random centre.
  */
 import * as tf from "@tensorflow/tfjs";
 import { Random } from "../../util/random";
-import { mixSeed } from "../../data/batcher";
+import { mixSeed } from "../../util/random";
 
 export type Severity = 0 | 1 | 2 | 3 | 4 | 5;
 
@@ -36,7 +43,7 @@ export interface CorruptionSpec {
 }
 
 interface CorruptionImpl extends CorruptionSpec {
-  /** Corrupts `data` ([B, H, W, C] values) in place, image by image, drawing from `rng`. */
+  /** Corrupts `data` ([B, H, W, C] values; `corrupt` passes one image, B = 1) in place, drawing from `rng`. */
   apply(data: Float32Array, shape: Shape, param: number, rng: Random): void;
 }
 
@@ -49,6 +56,9 @@ interface Shape {
 
 /** Value of mid-grey used by `occlusion`. */
 export const OCCLUSION_FILL = 0.5;
+
+/** Image side (px) the absolute-pixel parameters (the blur sigma) are given for; they scale by side / 28. */
+export const REFERENCE_SIDE = 28;
 
 const IMPLS: CorruptionImpl[] = [
   {
@@ -69,9 +79,9 @@ const IMPLS: CorruptionImpl[] = [
   },
   {
     name: "blur",
-    parameter: "gaussian blur sigma in pixels",
+    parameter: `gaussian blur sigma in pixels of a ${REFERENCE_SIDE} px image (applied as sigma * side / ${REFERENCE_SIDE})`,
     severities: [0.5, 0.75, 1, 1.5, 2],
-    apply: (d, s, sigma) => forEachPlane(d, s, (p) => gaussianBlur(p, s.h, s.w, sigma)),
+    apply: (d, s, sigma) => forEachPlane(d, s, (p) => gaussianBlur(p, s.h, s.w, (sigma * s.h) / REFERENCE_SIDE, (sigma * s.w) / REFERENCE_SIDE)),
   },
   {
     name: "contrast",
@@ -243,21 +253,30 @@ function checkSeed(fn: string, seed: unknown): number {
 }
 
 /**
- * `images01` [B, H, W, C] (values in [0, 1]) with corruption `name` at `severity` (0 = an exact
- * copy), seeded. The input is not disposed; the caller disposes the result.
+ * `images01` RGB [B, H, W, 3] (values in [0, 1], any size) with corruption `name` at `severity`
+ * (0 = an exact copy), seeded per image: image i draws from (seed, corruption, firstIndex + i), so
+ * corrupting a set batch by batch (firstIndex = the batch's start) equals corrupting it whole.
+ * The input is not disposed; the caller disposes the result.
  */
-export function corrupt(images01: tf.Tensor4D, name: string, severity: Severity, seed = 0): tf.Tensor4D {
+export function corrupt(images01: tf.Tensor4D, name: string, severity: Severity, seed = 0, firstIndex = 0): tf.Tensor4D {
   const fn = "corrupt";
   checkCorruptionName(name, fn);
   checkSeverity(severity, fn);
   checkSeed(fn, seed);
+  if (!Number.isInteger(firstIndex) || firstIndex < 0) throw new RangeError(`${fn}: firstIndex must be an integer >= 0, got ${JSON.stringify(firstIndex) ?? String(firstIndex)}`);
+  if (images01 instanceof tf.Tensor && images01.rank === 4 && images01.shape[3] !== 3) {
+    throw new RangeError(`${fn}: images01 must be RGB [B, H, W, 3], got shape [${images01.shape.join(", ")}] (replicate a grey channel first)`);
+  }
   const data = checkImages01(fn, images01);
   const [b, h, w, c] = images01.shape;
   if (severity > 0) {
     const { impl, index } = BY_NAME.get(name)!;
-    impl.apply(data, { b, h, w, c }, impl.severities[severity - 1], new Random(mixSeed(seed, index)));
+    const n = h * w * c;
+    for (let i = 0; i < b; i++) {
+      impl.apply(data.subarray(i * n, (i + 1) * n), { b: 1, h, w, c }, impl.severities[severity - 1], new Random(mixSeed(seed, index, firstIndex + i)));
+    }
   }
-  return tf.tensor4d(data, [b, h, w, c], "float32"); // [B, H, W, C]
+  return tf.tensor4d(data, [b, h, w, c], "float32"); // [B, H, W, 3]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,34 +312,41 @@ function poisson(lambda: number, rng: Random): number {
   return k;
 }
 
-/** Separable gaussian blur, radius ceil(3 sigma), edges replicated. */
-function gaussianBlur(p: Float32Array, h: number, w: number, sigma: number): Float32Array {
+/** Normalised 1-D gaussian kernel of radius ceil(3 sigma) (at least 1). */
+function gaussianKernel(sigma: number): { kernel: Float64Array; r: number } {
   const r = Math.max(1, Math.ceil(3 * sigma));
   const kernel = new Float64Array(2 * r + 1);
   let sum = 0;
   for (let i = -r; i <= r; i++) sum += kernel[i + r] = Math.exp((-i * i) / (2 * sigma * sigma));
   for (let i = 0; i < kernel.length; i++) kernel[i] /= sum;
+  return { kernel, r };
+}
+
+/** Separable gaussian blur (sigmaY down the rows, sigmaX along them), edges replicated. */
+function gaussianBlur(p: Float32Array, h: number, w: number, sigmaY: number, sigmaX: number): Float32Array {
+  const kx = gaussianKernel(sigmaX);
+  const ky = gaussianKernel(sigmaY);
   const tmp = new Float32Array(h * w);
   const out = new Float32Array(h * w);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       let acc = 0;
-      for (let i = -r; i <= r; i++) acc += kernel[i + r] * p[y * w + Math.min(w - 1, Math.max(0, x + i))];
+      for (let i = -kx.r; i <= kx.r; i++) acc += kx.kernel[i + kx.r] * p[y * w + Math.min(w - 1, Math.max(0, x + i))];
       tmp[y * w + x] = acc;
     }
   }
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       let acc = 0;
-      for (let i = -r; i <= r; i++) acc += kernel[i + r] * tmp[Math.min(h - 1, Math.max(0, y + i)) * w + x];
+      for (let i = -ky.r; i <= ky.r; i++) acc += ky.kernel[i + ky.r] * tmp[Math.min(h - 1, Math.max(0, y + i)) * w + x];
       out[y * w + x] = acc;
     }
   }
   return out;
 }
 
-/** Area-average resize (each output pixel averages the input area it covers, exact overlaps). */
-function areaResize(p: Float32Array, h: number, w: number, nh: number, nw: number): Float32Array {
+/** Area-average resize of one plane (each output pixel averages the input area it covers, exact overlaps). */
+export function areaResize(p: Float32Array, h: number, w: number, nh: number, nw: number): Float32Array {
   const wy = overlapWeights(h, nh);
   const wx = overlapWeights(w, nw);
   const out = new Float32Array(nh * nw);
@@ -478,7 +504,7 @@ function jpegPlane(p: Float64Array, h: number, w: number, table: Float64Array): 
   }
 }
 
-/** JPEG round trip of every image: grey planes (C != 3) use the luminance table; RGB goes through YCbCr. */
+/** JPEG round trip of every RGB image through JFIF YCbCr. */
 function jpegRoundTrip(d: Float32Array, s: Shape, quality: number): void {
   const luma = jpegQuantTable(LUMA_TABLE, quality);
   const chroma = jpegQuantTable(CHROMA_TABLE, quality);
@@ -487,33 +513,24 @@ function jpegRoundTrip(d: Float32Array, s: Shape, quality: number): void {
   const to8 = (v: number) => Math.min(255, Math.max(0, Math.round(v))) / 255;
   for (let b = 0; b < s.b; b++) {
     const o = b * n;
-    if (s.c === 3) {
-      const Y = new Float64Array(hw);
-      const Cb = new Float64Array(hw);
-      const Cr = new Float64Array(hw);
-      for (let i = 0; i < hw; i++) {
-        const r = 255 * d[o + 3 * i];
-        const g = 255 * d[o + 3 * i + 1];
-        const bl = 255 * d[o + 3 * i + 2];
-        Y[i] = 0.299 * r + 0.587 * g + 0.114 * bl;
-        Cb[i] = 128 - 0.168736 * r - 0.331264 * g + 0.5 * bl;
-        Cr[i] = 128 + 0.5 * r - 0.418688 * g - 0.081312 * bl;
-      }
-      jpegPlane(Y, s.h, s.w, luma);
-      jpegPlane(Cb, s.h, s.w, chroma);
-      jpegPlane(Cr, s.h, s.w, chroma);
-      for (let i = 0; i < hw; i++) {
-        d[o + 3 * i] = to8(Y[i] + 1.402 * (Cr[i] - 128));
-        d[o + 3 * i + 1] = to8(Y[i] - 0.344136 * (Cb[i] - 128) - 0.714136 * (Cr[i] - 128));
-        d[o + 3 * i + 2] = to8(Y[i] + 1.772 * (Cb[i] - 128));
-      }
-    } else {
-      const plane = new Float64Array(hw);
-      for (let k = 0; k < s.c; k++) {
-        for (let i = 0; i < hw; i++) plane[i] = 255 * d[o + i * s.c + k];
-        jpegPlane(plane, s.h, s.w, luma);
-        for (let i = 0; i < hw; i++) d[o + i * s.c + k] = to8(plane[i]);
-      }
+    const Y = new Float64Array(hw);
+    const Cb = new Float64Array(hw);
+    const Cr = new Float64Array(hw);
+    for (let i = 0; i < hw; i++) {
+      const r = 255 * d[o + 3 * i];
+      const g = 255 * d[o + 3 * i + 1];
+      const bl = 255 * d[o + 3 * i + 2];
+      Y[i] = 0.299 * r + 0.587 * g + 0.114 * bl;
+      Cb[i] = 128 - 0.168736 * r - 0.331264 * g + 0.5 * bl;
+      Cr[i] = 128 + 0.5 * r - 0.418688 * g - 0.081312 * bl;
+    }
+    jpegPlane(Y, s.h, s.w, luma);
+    jpegPlane(Cb, s.h, s.w, chroma);
+    jpegPlane(Cr, s.h, s.w, chroma);
+    for (let i = 0; i < hw; i++) {
+      d[o + 3 * i] = to8(Y[i] + 1.402 * (Cr[i] - 128));
+      d[o + 3 * i + 1] = to8(Y[i] - 0.344136 * (Cb[i] - 128) - 0.714136 * (Cr[i] - 128));
+      d[o + 3 * i + 2] = to8(Y[i] + 1.772 * (Cb[i] - 128));
     }
   }
 }
