@@ -29,7 +29,11 @@ describe("maxSkewAtK", () => {
     for (const k of [2, 4, 10, 40]) close(maxSkewAtK(ranked, k), 0);
     const three = Array.from({ length: 30 }, (_, i) => ["p", "q", "r"][i % 3]);
     for (const k of [3, 9, 30]) close(maxSkewAtK(three, k), 0);
-    close(ndkl(three, 30), ndkl(three, 30)); // deterministic
+    // NDKL is not 0 here: the first prefixes cannot hold a third of each group. k = 3, uniform
+    // shares: i=1 p=(1,0,0), KL = ln 3, weight 1; i=2 p=(1/2,1/2,0), KL = ln(3/2), weight
+    // 1/log2(3); i=3 KL = 0, weight 1/2. (ln 3 + ln 1.5 / log2 3) / (1 + 1/log2 3 + 1/2) = 0.635606...
+    close(ndkl(three, 3), (Math.log(3) + Math.log(1.5) / Math.log2(3)) / (1 + 1 / Math.log2(3) + 0.5));
+    close(ndkl(three, 3), 0.6356062592577617, 1e-12);
   });
 
   it("errors: k too large, single group, unknown group in desired, bad shares", () => {
