@@ -64,7 +64,7 @@ describe("cliplab export onnx", () => {
       [["export", "onnx", "--checkpoint", ckpt, "--out", "x", "--bogus"], 2, /Unknown option '--bogus'/],
       [["export", "onnx", "--checkpoint", "/nonexistent/m.safetensors", "--out", "x"], 1, /^cliplab export: \/nonexistent\/m\.safetensors: no such file$/],
       [["export", "onnx", "--checkpoint", ckpt, "--out", ckpt], 1, /exists and is not a directory/],
-      [["export", "onnx", "--checkpoint", ckpt, "--out", tmpDir(), "--config", "RN50"], 1, /tiny_vit\.safetensors: ONNX export: missing tensor/],
+      [["export", "onnx", "--checkpoint", ckpt, "--out", tmpDir(), "--config", "RN50"], 1, /tiny_vit\.safetensors: ONNX export: tensor ln_final\.bias has shape \[32\] but the config needs \[512\]/],
     ];
     for (const [argv, code, re] of cases) {
       const r = await run(argv);

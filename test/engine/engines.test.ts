@@ -212,6 +212,10 @@ describe("onnx engine set-up", () => {
     await rejectsOneLine(OnnxEngine.fromDirectory(dir), /onnxruntime could not load .*text_model\.onnx: /);
     fs.rmSync(path.join(dir, "vision_model.onnx"));
     await rejectsOneLine(OnnxEngine.fromDirectory(dir), /vision_model\.onnx is missing/);
+    const quiet = await OnnxEngine.fromClip(clip, { threads: 2, spinning: false, graphOptimizationLevel: "basic" });
+    const pixels = fixturePixels("tiny_vit");
+    assert.ok(relDiff(await quiet.embedImages(pixels, 2), readExpected("tiny_vit").f64.image_features.data) < 1e-5, "other session options, same features");
+    quiet.dispose();
     const engine = await OnnxEngine.fromClip(clip, { threads: 1 });
     engine.dispose();
     await rejectsOneLine(engine.embedImages(new Float32Array(48 * 48 * 3), 1), /this engine has been disposed/);
