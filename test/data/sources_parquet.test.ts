@@ -7,7 +7,7 @@ import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Binary, Field, Int64, List, RecordBatch, Schema, Struct, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
+import { Binary, Dictionary, Field, Int32, Int64, List, RecordBatch, Schema, Struct, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
 import { parquetMetadata } from "hyparquet";
 import { shardOrder, type DataItem } from "../../src/data/dataset";
 import { openDataset } from "../../src/data/open";
@@ -234,19 +234,17 @@ describe("parquet and arrow sources", () => {
   describe("arrow", () => {
     function arrowTable(n: number, metadata: Map<string, string>): Table {
       const imgType = new Struct([new Field("bytes", new Binary(), true), new Field("path", new Utf8(), true)]);
-      const batch = (from: number, to: number) => {
-        const part = rows.slice(from, to);
-        const t = new Table({
-          image: vectorFromArray(part.map((r) => ({ bytes: r.bytes, path: null })), imgType),
-          text: vectorFromArray(part.map((r) => r.caption), new Utf8()),
-          label: vectorFromArray(part.map((r) => BigInt(r.label)), new Int64()),
-          gender: vectorFromArray(part.map((r) => r.group), new Utf8()),
-          alts: vectorFromArray(part.map((r) => [r.caption, `${r.caption} (alt)`]), new List(new Field("item", new Utf8(), true))),
-        });
-        return t.batches[0];
-      };
-      const batches: RecordBatch[] = [batch(0, 3), batch(3, n)];
-      return new Table(new Schema(batches[0].schema.fields, metadata), batches);
+      const part = rows.slice(0, n);
+      const t = new Table({
+        image: vectorFromArray(part.map((r) => ({ bytes: r.bytes, path: null })), imgType),
+        text: vectorFromArray(part.map((r) => r.caption), new Utf8()),
+        label: vectorFromArray(part.map((r) => BigInt(r.label)), new Int64()),
+        gender: vectorFromArray(part.map((r) => r.group), new Dictionary(new Utf8(), new Int32())),
+        alts: vectorFromArray(part.map((r) => [r.caption, `${r.caption} (alt)`]), new List(new Field("item", new Utf8(), true))),
+      });
+      // Two record batches: rows 0..2 and 3..n-1.
+      const batches: RecordBatch[] = [...t.slice(0, 3).batches, ...t.slice(3).batches];
+      return new Table(new Schema(t.schema.fields, metadata), batches);
     }
 
     for (const format of ["file", "stream"] as const) {
@@ -266,10 +264,17 @@ describe("parquet and arrow sources", () => {
       });
     }
 
-    it("rejects a file that is not Arrow and a missing one", async () => {
+    it("rejects a file that is not Arrow, a truncated one and a missing one", async () => {
       const bad = path.join(dir, "bad.arrow");
       fs.writeFileSync(bad, "not arrow at all");
       await rejectsOneLine(() => openDataset(`arrow:${bad}`), new RegExp(`^${lit(bad)}: is not an Arrow IPC file or stream`));
+      const whole = tableToIPC(arrowTable(7, new Map()), "stream");
+      for (const format of ["stream", "file"] as const) {
+        const cut = path.join(dir, `cut.${format}.arrow`);
+        const bytes = format === "stream" ? whole : tableToIPC(arrowTable(7, new Map()), "file");
+        fs.writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+        await rejectsOneLine(() => openDataset(`arrow:${cut}`), new RegExp(`^${lit(cut)}: is not an Arrow IPC file or stream \\(.*truncated\\?\\)$`));
+      }
       await rejectsOneLine(() => openDataset(`arrow:${path.join(dir, "nope.arrow")}`), /nope\.arrow: Arrow file not found$/);
     });
   });

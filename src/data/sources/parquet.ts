@@ -93,6 +93,7 @@ function tableName(target: string, files: string[]): string {
 
 export async function openParquet(target: string, opts: DatasetOptions, spec: string): Promise<TableDataset> {
   const files = listTableFiles(target, ".parquet");
-  const opened = await Promise.all(files.map(openParquetFile));
+  const opened: ParquetFile[] = [];
+  for (const f of files) opened.push(await openParquetFile(f)); // one at a time: a folder may hold thousands
   return openTable(spec, tableName(target, files), new ParquetBackend(opened), opts);
 }

@@ -18,7 +18,8 @@
  * Side files (classnames, templates, nshards, sizes.json): see wds_layout.ts.
  *
  * Shards are read in order and items numbered across all of them, so `--shard I/N` takes every
- * N-th sample; the data of samples outside the shard is skipped unread. No random access.
+ * N-th sample; samples outside the shard cost their headers only (their data is neither copied
+ * nor, beyond the read-ahead, read). No random access.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
