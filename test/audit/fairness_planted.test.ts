@@ -2,7 +2,8 @@
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { FRAMED, PLAIN, plantBias, plantedTestSet, stampBorder } from "../../src/audit/fairness/planted_bias";
+import { FRAMED, PLAIN, plantBias, plantedPreparedSet, plantedTestSet, scaledBorderWidth, stampBorder } from "../../src/audit/fairness/planted_bias";
+import type { PreparedSet } from "../../src/data/prepared";
 import { balancedResample, groupInvarianceRegularizer } from "../../src/audit/fairness/remedies";
 import { plantedAuditOptions, plantedSpuriousPairs } from "../../src/audit/fairness/study";
 import { Batcher, type Batch } from "../../src/data/batcher";
@@ -88,6 +89,40 @@ describe("plantedTestSet / stampBorder", () => {
     stampBorder(img, 4, 4, 1, 1, 9);
     assert.deepEqual(Array.from(img.subarray(16)), [9, 9, 9, 9, 9, 0, 0, 9, 9, 0, 0, 9, 9, 9, 9, 9]);
     assert.ok(img.subarray(0, 16).every((v) => v === 0));
+  });
+
+  it("on a prepared RGB set: the same draw as plantedTestSet, the frame on all channels, scaled to the input size", () => {
+    const base = tenClasses(101);
+    const size = 64;
+    const set: PreparedSet = {
+      pixels: new Uint8Array(101 * size * size * 3),
+      n: 101,
+      size,
+      keys: Array.from({ length: 101 }, (_, i) => `img${i}.png`),
+      indices: Int32Array.from({ length: 101 }, (_, i) => i),
+      labels: Int32Array.from(base.labels),
+      captions: Array.from({ length: 101 }, () => []),
+      groups: Array.from({ length: 101 }, () => ({})),
+    };
+    const p = plantedPreparedSet(set, 10, { seed: 4 });
+    assert.deepEqual(p.groups, plantedTestSet(base, { seed: 4 }).groups);
+    assert.ok(set.pixels.every((v) => v === 0), "the input set is not changed");
+    const w = scaledBorderWidth(2, size);
+    assert.equal(w, 5);
+    const at = (i: number, y: number, x: number, c: number) => p.set.pixels[((i * size + y) * size + x) * 3 + c];
+    for (const i of [0, 1, 2, 3]) {
+      for (const c of [0, 1, 2]) {
+        assert.equal(at(i, w - 1, 30, c), p.groups[i] === FRAMED ? 255 : 0);
+        assert.equal(at(i, 30, size - w, c), p.groups[i] === FRAMED ? 255 : 0);
+        assert.equal(at(i, w, 30, c), 0, "inside the frame is untouched");
+      }
+    }
+    const unlabelled = { ...set, labels: Int32Array.from(set.labels, (l, i) => (i === 7 ? -1 : l)) };
+    assertThrowsOneLine(() => plantedPreparedSet(unlabelled, 10), /^img7\.png: has no label; the planted frame is drawn on a share of each class$/);
+    const rgb = new Uint8Array(4 * 4 * 3);
+    stampBorder(rgb, 4, 4, 0, 1, 7, 3);
+    assert.deepEqual(Array.from(rgb.subarray(15, 18)), [0, 0, 0], "pixel (1, 1) is inside");
+    assert.deepEqual(Array.from(rgb.subarray(0, 3)), [7, 7, 7]);
   });
 
   it("audit options for the planted bias: distractors, WEAT sets and spurious pairs name the word", () => {

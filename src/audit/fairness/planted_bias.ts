@@ -18,6 +18,7 @@
  */
 import type { LabelledImages } from "../../data/fashion_mnist";
 import { CaptionSet, type CaptionSpec } from "../../data/captions";
+import type { PreparedSet } from "../../data/prepared";
 import { Random } from "../../util/random";
 import { checkProbability, checkSeed } from "./checks";
 
@@ -79,15 +80,28 @@ export function resolvePlantedBias(fn: string, opts: PlantedBiasOptions, numClas
   return o;
 }
 
-/** Draws a frame `width` pixels thick of grey `value` around image `index` of a flat [N, H, W] buffer, in place. */
-export function stampBorder(images: Uint8Array, height: number, width: number, index: number, borderWidth = 2, value = 255): void {
-  const base = index * height * width;
+/**
+ * Draws a frame `borderWidth` pixels thick of value `value` around image `index` of a flat
+ * [N, H, W, channels] buffer (grey: channels 1), in place, on every channel.
+ */
+export function stampBorder(images: Uint8Array, height: number, width: number, index: number, borderWidth = 2, value = 255, channels = 1): void {
+  const base = index * height * width * channels;
   for (let y = 0; y < height; y++) {
     const edgeRow = y < borderWidth || y >= height - borderWidth;
     for (let x = 0; x < width; x++) {
-      if (edgeRow || x < borderWidth || x >= width - borderWidth) images[base + y * width + x] = value;
+      if (!(edgeRow || x < borderWidth || x >= width - borderWidth)) continue;
+      const at = base + (y * width + x) * channels;
+      for (let ch = 0; ch < channels; ch++) images[at + ch] = value;
     }
   }
+}
+
+/**
+ * The frame's thickness on a model input of side `size`: the share of the side that
+ * `borderWidth` pixels cover on a 28 px Fashion-MNIST image (2 px: 2 at 28-32 px, 5 at 64, 16 at 224).
+ */
+export function scaledBorderWidth(borderWidth: number, size: number): number {
+  return Math.max(1, Math.round((borderWidth * size) / 28));
 }
 
 /** The training data of one planted-bias run. */
@@ -156,6 +170,27 @@ export function plantBias(base: LabelledImages, opts: PlantedBiasOptions, captio
 }
 
 /**
+ * The items that get the frame: round(fraction * n) of them, stratified by class (floor(fraction *
+ * n_c) of each class c, plus one more for some classes drawn at random so the total is right), at
+ * seeded random positions. `labels` are class ids in [0, numClasses).
+ */
+export function stratifiedSelection(labels: ArrayLike<number>, numClasses: number, fraction: number, seed: number): number[] {
+  const n = labels.length;
+  const rng = new Random(seed);
+  const byClass = Array.from({ length: numClasses }, (_, c) => Int32Array.from({ length: n }, (_, i) => i).filter((i) => labels[i] === c));
+  const quota = byClass.map((m) => Math.floor(fraction * m.length));
+  const open = rng.shuffle(byClass.map((m, c) => c).filter((c) => fraction * byClass[c].length > quota[c])) as number[];
+  let extra = Math.round(fraction * n) - quota.reduce((a, b) => a + b, 0);
+  for (const c of open) if (extra-- > 0) quota[c]++;
+  const framed: number[] = [];
+  byClass.forEach((members, c) => {
+    rng.shuffle(members);
+    framed.push(...members.subarray(0, quota[c]));
+  });
+  return framed;
+}
+
+/**
  * A test set with the frame on a random `fraction` of each class's images (stratified, so the
  * frame is independent of the class and both groups have the same class mix). With
  * `placebo`, the same images are put in group "framed" but left unchanged: any probe that flags
@@ -166,18 +201,19 @@ export interface GroupedTestSet {
   groups: string[];
 }
 
-export function plantedTestSet(
-  base: LabelledImages,
-  opts: {
-    fraction?: number;
-    seed?: number;
-    limit?: number;
-    borderWidth?: number;
-    borderValue?: number;
-    /** Assign the groups but draw no frame: a placebo attribute nothing can see (default false). */
-    placebo?: boolean;
-  } = {},
-): GroupedTestSet {
+/** The frame a test set gets: on a `fraction` of each class's images (default 0.5), seeded (default 1). */
+export interface PlantedStampOptions {
+  fraction?: number;
+  seed?: number;
+  /** Thickness in pixels of the 28 px Fashion-MNIST image (default 2; scaled on other inputs, `scaledBorderWidth`). */
+  borderWidth?: number;
+  /** Grey value 0-255 (default 255, white). */
+  borderValue?: number;
+  /** Assign the groups but draw no frame: a placebo attribute nothing can see (default false). */
+  placebo?: boolean;
+}
+
+export function plantedTestSet(base: LabelledImages, opts: PlantedStampOptions & { limit?: number } = {}): GroupedTestSet {
   const fn = "plantedTestSet";
   const fraction = checkProbability(fn, "fraction", opts.fraction ?? 0.5);
   const seed = checkSeed(fn, opts.seed ?? 1);
@@ -185,19 +221,7 @@ export function plantedTestSet(
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`${fn}: limit must be a positive integer, got ${String(opts.limit)}`);
   const size = base.height * base.width;
   const images = base.images.slice(0, n * size);
-  // Stratified by class: floor(fraction * n_c) framed images of each class c, plus one more for
-  // some classes (drawn at random) so the total is round(fraction * n); seeded random positions.
-  const rng = new Random(seed);
-  const byClass = base.classNames.map((_, c) => Int32Array.from({ length: n }, (_, i) => i).filter((i) => base.labels[i] === c));
-  const quota = byClass.map((m) => Math.floor(fraction * m.length));
-  const open = rng.shuffle(byClass.map((m, c) => c).filter((c) => fraction * byClass[c].length > quota[c])) as number[];
-  let extra = Math.round(fraction * n) - quota.reduce((a, b) => a + b, 0);
-  for (const c of open) if (extra-- > 0) quota[c]++;
-  const framed: number[] = [];
-  byClass.forEach((members, c) => {
-    rng.shuffle(members);
-    framed.push(...members.subarray(0, quota[c]));
-  });
+  const framed = stratifiedSelection(base.labels.subarray(0, n), base.classNames.length, fraction, seed);
   const groups: string[] = new Array(n).fill(PLAIN);
   for (const i of framed) {
     if (!opts.placebo) stampBorder(images, base.height, base.width, i, opts.borderWidth ?? PLANTED_DEFAULTS.borderWidth, opts.borderValue ?? PLANTED_DEFAULTS.borderValue);
@@ -207,4 +231,33 @@ export function plantedTestSet(
     data: { images, labels: base.labels.slice(0, n), count: n, height: base.height, width: base.width, classNames: [...base.classNames] },
     groups,
   };
+}
+
+/**
+ * The frame on a prepared set (any dataset, at the model's input size): a copy whose images drawn
+ * as in `plantedTestSet` (stratified by class, seeded) get a frame of `scaledBorderWidth` pixels
+ * in grey `borderValue` on all three channels of the model input. Every item needs a label in
+ * [0, numClasses).
+ */
+export function plantedPreparedSet(set: PreparedSet, numClasses: number, opts: PlantedStampOptions = {}): { set: PreparedSet; groups: string[] } {
+  const fn = "plantedPreparedSet";
+  const fraction = checkProbability(fn, "fraction", opts.fraction ?? 0.5);
+  const seed = checkSeed(fn, opts.seed ?? 1);
+  const borderWidth = opts.borderWidth ?? PLANTED_DEFAULTS.borderWidth;
+  const borderValue = opts.borderValue ?? PLANTED_DEFAULTS.borderValue;
+  if (!Number.isInteger(borderWidth) || borderWidth < 1 || borderWidth > 4) throw new RangeError(`${fn}: borderWidth must be an integer in [1, 4], got ${String(borderWidth)}`);
+  if (!Number.isInteger(borderValue) || borderValue < 0 || borderValue > 255) throw new RangeError(`${fn}: borderValue must be an integer in [0, 255], got ${String(borderValue)}`);
+  for (let i = 0; i < set.n; i++) {
+    const c = set.labels[i];
+    if (c < 0 || c >= numClasses) throw new RangeError(`${set.keys[i]}: ${c < 0 ? "has no label" : `label ${c} is outside the ${numClasses} classes`}; the planted frame is drawn on a share of each class`);
+  }
+  const pixels = set.pixels.slice();
+  const framed = stratifiedSelection(set.labels, numClasses, fraction, seed);
+  const groups: string[] = new Array(set.n).fill(PLAIN);
+  const width = scaledBorderWidth(borderWidth, set.size);
+  for (const i of framed) {
+    if (!opts.placebo) stampBorder(pixels, set.size, set.size, i, width, borderValue, 3);
+    groups[i] = FRAMED;
+  }
+  return { set: { ...set, pixels }, groups };
 }
