@@ -192,15 +192,15 @@ export async function* readCsvRecords(file: string, separator: string, chunkByte
         throw new DataError(file, `is not UTF-8 text (an invalid byte sequence within bytes ${offset}..${offset + chunk.length}); save it as UTF-8`);
       }
       offset += chunk.length;
-      yield* parser.push(text);
+      for (const r of parser.push(text)) yield r;
     }
     try {
       const tail = decoder.decode();
-      if (tail) yield* parser.push(tail);
+      if (tail) for (const r of parser.push(tail)) yield r;
     } catch {
       throw new DataError(file, "is not UTF-8 text (it ends inside a multi-byte character); save it as UTF-8");
     }
-    yield* parser.end();
+    for (const r of parser.end()) yield r;
   } finally {
     stream.destroy();
   }
