@@ -33,7 +33,9 @@
  *   `fill_color` canvas (offsets `floor((size - side) / 2)`) without resampling; a larger one goes
  *   the `shortest` way. This is what the Fashion-MNIST presets train with (28 px on 32).
  */
-import * as tf from "@tensorflow/tfjs";
+// Types only: tfjs is loaded by `loadImages` when called, so the pipeline's worker threads, which
+// import this module, never load it.
+import type * as tf from "@tensorflow/tfjs";
 import { decodeImage, type RGBImage } from "./decode";
 import { fromStored, pilCrop, pilPad, pilResize, pilToRGB, type PilImage } from "./pil_image";
 import { resizeBicubic, type PixelArray } from "./resize";
@@ -282,7 +284,8 @@ export async function loadImages(
     }
   };
   await Promise.all(Array.from({ length: Math.min(4, paths.length) }, worker));
-  return tf.tensor4d(batch, [paths.length, size, size, 3], "float32");
+  const tfjs = await import("@tensorflow/tfjs");
+  return tfjs.tensor4d(batch, [paths.length, size, size, 3], "float32");
 }
 
 function fmt(v: unknown): string {
