@@ -47,6 +47,8 @@ interface RawSample {
   index: number;
   data: Map<string, Uint8Array>;
   exts: string[];
+  /** The parsed `json` member, once read. */
+  json?: Record<string, unknown> | null;
 }
 
 const utf8 = new TextDecoder("utf-8");
@@ -154,8 +156,13 @@ export class WebDataset implements Dataset {
   }
 
   private json(raw: RawSample, key: string): Record<string, unknown> | undefined {
+    if (raw.json === undefined) raw.json = this.parseJson(raw, key);
+    return raw.json ?? undefined;
+  }
+
+  private parseJson(raw: RawSample, key: string): Record<string, unknown> | null {
     const bytes = raw.data.get("json");
-    if (!bytes) return undefined;
+    if (!bytes) return null;
     let value: unknown;
     try {
       value = JSON.parse(utf8.decode(bytes));
