@@ -21,7 +21,7 @@ export interface ScatterGroup {
   labels: ArrayLike<number>;
   /** Hover text of each point (a caption, a file name); default: the class name. */
   hover?: readonly string[];
-  /** PNG data URLs shown on hover (see `greyThumbnails`); null/"" for none. */
+  /** PNG data URLs shown on hover (see `imageThumbnails` in png.ts); null/"" for none. */
   thumbnails?: readonly (string | null)[];
   /** plotly marker symbol; default "circle" for images, "diamond" for texts. */
   symbol?: string;

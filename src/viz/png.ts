@@ -81,19 +81,71 @@ export function pngDataUrl(pixels: Float32Array | Uint8Array, width: number, hei
   return `data:image/png;base64,${encodePng(pixels, width, height, channels).toString("base64")}`;
 }
 
+export interface ThumbnailOptions {
+  /**
+   * Longest side of a thumbnail in pixels: larger images are shrunk by the smallest integer
+   * factor that fits, averaging each factor x factor block (a 224 px model input becomes 56 px).
+   * Default 64.
+   */
+  maxSide?: number;
+}
+
+/** Averages `factor` x `factor` blocks of one HWC image (edge blocks average what they hold). */
+function shrink(src: Uint8Array, height: number, width: number, channels: number, factor: number): { pixels: Uint8Array; height: number; width: number } {
+  if (factor === 1) return { pixels: src, height, width };
+  const h = Math.ceil(height / factor);
+  const w = Math.ceil(width / factor);
+  const out = new Uint8Array(h * w * channels);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const y1 = Math.min(height, (y + 1) * factor);
+      const x1 = Math.min(width, (x + 1) * factor);
+      const count = (y1 - y * factor) * (x1 - x * factor);
+      for (let c = 0; c < channels; c++) {
+        let sum = 0;
+        for (let yy = y * factor; yy < y1; yy++) for (let xx = x * factor; xx < x1; xx++) sum += src[(yy * width + xx) * channels + c];
+        out[(y * w + x) * channels + c] = Math.round(sum / count);
+      }
+    }
+  }
+  return { pixels: out, height: h, width: w };
+}
+
 /**
- * Data URLs of `count` grey images stored one after another (`height*width` bytes each, 0-255),
- * e.g. Fashion-MNIST's `images` from `offset` on: thumbnails for hover.
+ * Data URLs of images stored one after another as 8-bit HWC pixels (`height*width*channels`
+ * values each: Fashion-MNIST's grey `images`, or a prepared set's RGB model inputs), the ones at
+ * `indices`: thumbnails for hover. Images wider than `maxSide` are shrunk (see ThumbnailOptions).
  */
-export function greyThumbnails(images: Uint8Array, height: number, width: number, indices: ArrayLike<number>): string[] {
-  const size = height * width;
+export function imageThumbnails(
+  images: Uint8Array,
+  height: number,
+  width: number,
+  channels: 1 | 3,
+  indices: ArrayLike<number>,
+  opts: ThumbnailOptions = {},
+  fn = "imageThumbnails",
+): string[] {
+  for (const [name, v] of [["height", height], ["width", width]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${fn}: ${name} must be a positive integer, got ${v}`);
+  }
+  if (channels !== 1 && channels !== 3) throw new RangeError(`${fn}: channels must be 1 (grey) or 3 (RGB), got ${channels}`);
+  const maxSide = opts.maxSide ?? 64;
+  if (!Number.isInteger(maxSide) || maxSide < 1) throw new RangeError(`${fn}: maxSide must be a positive integer, got ${opts.maxSide}`);
+  const factor = Math.ceil(Math.max(height, width) / maxSide);
+  const size = height * width * channels;
   const out: string[] = [];
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k];
     if (!Number.isInteger(i) || i < 0 || (i + 1) * size > images.length) {
-      throw new RangeError(`greyThumbnails: image index ${i} is outside the ${Math.floor(images.length / size)} images given`);
+      throw new RangeError(`${fn}: image index ${i} is outside the ${Math.floor(images.length / size)} images given`);
     }
-    out.push(pngDataUrl(images.subarray(i * size, (i + 1) * size), width, height, 1));
+    const t = shrink(images.subarray(i * size, (i + 1) * size), height, width, channels, factor);
+    out.push(pngDataUrl(t.pixels, t.width, t.height, channels));
   }
   return out;
+}
+
+/** `imageThumbnails` of grey images (e.g. Fashion-MNIST's `images`), kept at their size up to 64 px. */
+export function greyThumbnails(images: Uint8Array, height: number, width: number, indices: ArrayLike<number>): string[] {
+  return imageThumbnails(images, height, width, 1, indices, {}, "greyThumbnails");
 }
