@@ -4,7 +4,8 @@
  */
 import { CliIO, UsageError, processIO } from "./io";
 import { EMBED_USAGE, embedCommand } from "./embed";
-import { EVAL_USAGE, TRAIN_USAGE, evalCommand, trainCommand } from "./train";
+import { TRAIN_USAGE, trainCommand } from "./train";
+import { EVAL_USAGE, evalCommand } from "./eval";
 import { REPORT_USAGE, reportCommand } from "./report";
 import { AUDIT_USAGE, auditCommand } from "./audit";
 import { ZEROSHOT_USAGE, zeroshotCommand } from "./zeroshot";
@@ -14,7 +15,7 @@ type Command = (argv: string[], io: CliIO) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; usage: string; summary: string }> = {
   train: { run: trainCommand, usage: TRAIN_USAGE, summary: "train a CLIP on Fashion-MNIST (checkpoints, metrics, resume)" },
-  eval: { run: evalCommand, usage: EVAL_USAGE, summary: "zero-shot accuracy and retrieval of a checkpoint on Fashion-MNIST" },
+  eval: { run: evalCommand, usage: EVAL_USAGE, summary: "zero-shot classification or retrieval of a checkpoint on any dataset (CLIP_benchmark's result JSON)" },
   embed: { run: embedCommand, usage: EMBED_USAGE, summary: "image and text embeddings to an Arrow file, with their cosine matrix" },
   report: { run: reportCommand, usage: REPORT_USAGE, summary: "the whole pipeline (train or load, evaluate, embed, UMAP) as one self-contained HTML report" },
   audit: { run: auditCommand, usage: AUDIT_USAGE, summary: "audits of a checkpoint: robustness (corruptions, adversarial attacks)" },

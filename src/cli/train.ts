@@ -6,17 +6,15 @@ import { parseArgs } from "node:util";
 import * as path from "node:path";
 import { trainClip } from "../train/trainer";
 import { TRAIN_DEFAULTS } from "../train/options";
-import { evaluateClip } from "../train/evaluate";
-import { loadCheckpoint } from "../io/checkpoint";
-import { loadFashionMnist } from "../data/fashion_mnist";
-import { CaptionSet } from "../data/captions";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
 import { ProgressLine, formatDuration, progressBar } from "./progress";
+import { DATA_OPTIONS, DATA_USAGE, SkipLog, dataSpec, openDataFromFlags } from "./data_options";
 
 export const TRAIN_USAGE =
-  "usage: cliplab train [--model PRESET|config.json] [--epochs N] [--max-steps N] [--batch B] [--lr LR] [--loss infonce|siglip] [--seed S] [--data-dir D] [--out runs/NAME] [--resume] [--time-limit SECONDS] [--augment] [--json]";
-export const EVAL_USAGE = "usage: cliplab eval --checkpoint FILE [--data-dir D] [--limit N] [--json]";
+  "usage: cliplab train [--model PRESET|config.json] [--epochs N] [--max-steps N] [--batch B] [--lr LR] [--loss infonce|siglip] [--seed S] [--data SPEC] [--val-data SPEC] [--out runs/NAME] [--resume] [--time-limit SECONDS] [--augment] [--json]\n" +
+  `  data flags: ${DATA_USAGE}\n` +
+  "  --data defaults to Fashion-MNIST's training split (validation: its test split); any other source trains with its own captions, or captions made from its class names.";
 
 function numberArg(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -39,7 +37,8 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
       lr: { type: "string" },
       loss: { type: "string" },
       seed: { type: "string" },
-      "data-dir": { type: "string" },
+      "val-data": { type: "string" },
+      ...DATA_OPTIONS,
       out: { type: "string" },
       resume: { type: "boolean", default: false },
       "time-limit": { type: "string" },
@@ -57,6 +56,12 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0)) throw new UsageError(`--seed must be an integer >= 0, got ${values.seed}`);
   const outDir = values.out ?? path.join("runs", `train-${new Date().toISOString().replace(/[:.]/g, "-")}`);
 
+  const spec = dataSpec(values);
+  const fashion = spec.startsWith("fashion-mnist");
+  // Fashion-MNIST keeps its --data-dir route (the in-memory split and its test set); other sources open here.
+  const train = fashion && values["val-data"] === undefined ? undefined : await openDataFromFlags(values, { split: "train", spec });
+  const val = values["val-data"] !== undefined ? await openDataFromFlags(values, { split: "test", spec: values["val-data"] }) : undefined;
+  const skips = new SkipLog();
   await startBackend(io);
   const progress = new ProgressLine(io, Boolean(process.stderr.isTTY));
   const started = Date.now();
@@ -69,7 +74,7 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
       lr: numberArg("lr", values.lr),
       loss: values.loss as "infonce" | "siglip" | undefined,
       seed,
-      dataDir: values["data-dir"],
+      dataDir: fashion ? spec.slice("fashion-mnist:".length) || undefined : undefined,
       outDir,
       resume: values.resume,
       timeLimitSeconds: numberArg("time-limit", values["time-limit"]),
@@ -89,11 +94,23 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
       },
       onEpochEnd: (e) => {
         progress.done();
+        const pct = (x: number) => (Number.isNaN(x) ? "n/a" : `${(100 * x).toFixed(1)}%`);
         io.err(
-          `epoch ${e.epoch + 1}: zero-shot top-1 ${(100 * e.eval.zeroShotTop1).toFixed(1)}% on ${e.eval.images} test images, ` +
-            `R@1 image->text ${(100 * e.eval.recallAt1.imageToText).toFixed(1)}%, text->image ${(100 * e.eval.recallAt1.textToImage).toFixed(1)}% ` +
-            `(${formatDuration(e.trainSeconds)} of training)`,
+          e.eval.images === 0
+            ? `epoch ${e.epoch + 1}: no validation data (--val-data) (${formatDuration(e.trainSeconds)} of training)`
+            : `epoch ${e.epoch + 1}: zero-shot top-1 ${pct(e.eval.zeroShotTop1)} on ${e.eval.images} validation images, ` +
+                `R@1 image->text ${pct(e.eval.recallAt1.imageToText)}, text->image ${pct(e.eval.recallAt1.textToImage)} ` +
+                `(${formatDuration(e.trainSeconds)} of training)`,
         );
+      },
+    },
+    {
+      train,
+      val,
+      skipBadImages: values["skip-bad-images"],
+      onSkip: (s) => {
+        skips.onSkip(s);
+        io.err(`skipped ${s.key}: ${s.reason}`);
       },
     },
   );
@@ -113,39 +130,10 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
         finalLoss: result.finalLoss,
         checkpoint: result.checkpoint,
         zeroShotTop1: result.zeroShotTop1,
+        skipped: skips.count,
+        skippedItems: skips.items,
       }),
     );
   }
   return 0;
-}
-
-export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      checkpoint: { type: "string" },
-      "data-dir": { type: "string" },
-      limit: { type: "string" },
-      json: { type: "boolean", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (!values.checkpoint) throw new UsageError("--checkpoint is required");
-  const limit = intOption("limit", values.limit) ?? 10000;
-  await startBackend(io);
-  const clip = await loadCheckpoint(values.checkpoint);
-  try {
-    const test = loadFashionMnist("test", { dataDir: values["data-dir"] });
-    const r = evaluateClip(clip, test, CaptionSet.load(), { zeroShotLimit: limit, retrievalLimit: Math.min(limit, 1000), seed: 1 });
-    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-    io.out(`zero-shot on ${r.images} test images: top-1 ${pct(r.zeroShotTop1)}, top-5 ${pct(r.zeroShotTop5)}`);
-    io.out(`retrieval: R@1 image->text ${pct(r.recallAt1.imageToText)}, text->image ${pct(r.recallAt1.textToImage)}; R@5 ${pct(r.recallAt5.imageToText)} / ${pct(r.recallAt5.textToImage)}`);
-    if (values.json) {
-      io.out(JSON.stringify({ zeroShotTop1: r.zeroShotTop1, zeroShotTop5: r.zeroShotTop5, recallAt1: r.recallAt1, recallAt5: r.recallAt5 }));
-    }
-    return 0;
-  } finally {
-    clip.dispose();
-  }
 }

@@ -10,6 +10,10 @@ import { CaptionSet, imageAttributes } from "../data/captions";
 import type { LabelledImages } from "../data/fashion_mnist";
 import { zeroShotClassifier } from "../eval/zero_shot";
 import { retrievalMetrics } from "../eval/retrieval";
+import { encodePixels, encodeTexts } from "../eval/encode";
+import { evaluateDataset } from "../eval/evaluate_dataset";
+import type { Dataset, SkippedItem } from "../data/dataset";
+import { modelTransform } from "../model/config";
 import { tokenize } from "../text/tokenize";
 import { Random } from "../util/random";
 
@@ -23,7 +27,6 @@ export interface EvalResult {
   images: number;
 }
 
-const EVAL_BATCH = 500;
 
 export function evaluateClip(
   clip: Clip,
@@ -42,37 +45,28 @@ export function evaluateClip(
   const classifier = zeroShotClassifier(clip, classNames, captions.spec.evalTemplates, {
     tokenizer: (texts) => tokenize(texts, { contextLength: clip.config.text_cfg.context_length, truncate: true }),
   });
+  // The first max(n, m) images once: zero-shot reads n of them, retrieval m.
+  const m = Math.min(opts.retrievalLimit, test.count);
+  const images = encodePixels(clip, pixelBatch, Math.max(n, m));
+  const rows = (k: number) => ({ values: images.values.subarray(0, k * images.dim), n: k, dim: images.dim });
   let zs;
   try {
-    zs = classifier.evaluate({ pixels: pixelBatch, labels: Int32Array.from(test.labels.subarray(0, n)) }, { batchSize: EVAL_BATCH });
+    zs = classifier.evaluateFeatures(rows(n), Int32Array.from(test.labels.subarray(0, n)));
   } finally {
     classifier.dispose();
   }
 
   // Retrieval: each test image paired with one caption drawn like a training caption (seeded).
-  const m = Math.min(opts.retrievalLimit, test.count);
   const rng = new Random(opts.seed);
   const texts: string[] = [];
   for (let i = 0; i < m; i++) {
     const attrs = imageAttributes(test.images, test.height, test.width, i * test.height * test.width);
     texts.push(captions.captionForTraining(test.labels[i], attrs, rng));
   }
-  const imageEmb = tf.tidy(() => {
-    const parts: tf.Tensor2D[] = [];
-    for (let s = 0; s < m; s += EVAL_BATCH) {
-      const px = pixelBatch(s, Math.min(m, s + EVAL_BATCH));
-      parts.push(clip.encodeImage(px));
-    }
-    return tf.concat(parts, 0) as tf.Tensor2D;
-  });
-  const textEmb = tf.tidy(() => {
-    const parts: tf.Tensor2D[] = [];
-    for (let s = 0; s < m; s += EVAL_BATCH) {
-      const tokens = tokenize(texts.slice(s, s + EVAL_BATCH), { contextLength: clip.config.text_cfg.context_length, truncate: true });
-      parts.push(clip.encodeText(tokens));
-    }
-    return tf.concat(parts, 0) as tf.Tensor2D;
-  });
+  const ctx = clip.config.text_cfg.context_length;
+  const captionsOut = encodeTexts(clip, texts, { tokenizer: (t) => tokenize(t, { contextLength: ctx, truncate: true }) });
+  const imageEmb = tf.tensor2d(rows(m).values, [m, images.dim]);
+  const textEmb = tf.tensor2d(captionsOut.values, [captionsOut.n, captionsOut.dim]);
   let r;
   try {
     r = retrievalMetrics(imageEmb, textEmb, [1, 5]);
@@ -88,4 +82,39 @@ export function evaluateClip(
     recallAt5: { imageToText: r.imageToText["R@5"], textToImage: r.textToImage["R@5"] },
     images: n,
   };
+}
+
+/**
+ * The same measures on any dataset: zero-shot top-1/top-5 where it has labels (its templates, or
+ * CLIP's plain prompt), and image<->text Recall@1/5 over its first `retrievalLimit` images with
+ * their captions (their own, or one generated each); a measure the data cannot give is NaN.
+ */
+export async function evaluateOnDataset(
+  clip: Clip,
+  data: Dataset,
+  opts: { zeroShotLimit: number; retrievalLimit: number; seed: number; skipBadImages?: boolean; onSkip?: (s: SkippedItem) => void },
+): Promise<EvalResult> {
+  const transform = modelTransform(clip.config);
+  const read = { transform, skipBadImages: opts.skipBadImages, onSkip: opts.onSkip, seed: opts.seed };
+  const out: EvalResult = {
+    zeroShotTop1: NaN,
+    zeroShotTop5: NaN,
+    perClass: [],
+    confusion: [],
+    recallAt1: { imageToText: NaN, textToImage: NaN },
+    recallAt5: { imageToText: NaN, textToImage: NaN },
+    images: 0,
+  };
+  if (data.hasLabels && data.classNames?.length) {
+    const c = await evaluateDataset(clip, data, { ...read, task: "zeroshot_classification", limit: opts.zeroShotLimit });
+    const e = c.classification!;
+    Object.assign(out, { zeroShotTop1: e.top1, zeroShotTop5: e.top5, perClass: e.perClass, confusion: e.confusion, images: e.n });
+  }
+  if (data.hasCaptions || data.captioner) {
+    const r = await evaluateDataset(clip, data, { ...read, task: "zeroshot_retrieval", limit: opts.retrievalLimit });
+    out.recallAt1 = { imageToText: r.metrics["text_retrieval_recall@1"], textToImage: r.metrics["image_retrieval_recall@1"] };
+    out.recallAt5 = { imageToText: r.metrics["text_retrieval_recall@5"], textToImage: r.metrics["image_retrieval_recall@5"] };
+    if (!out.images) out.images = r.images;
+  }
+  return out;
 }

@@ -9,13 +9,32 @@ import { Clip } from "../model/clip";
 import { Batcher, type Batch } from "../data/batcher";
 import { CaptionSet } from "../data/captions";
 import { loadFashionMnist, type LabelledImages } from "../data/fashion_mnist";
+import { DatasetBatcher } from "../data/dataset_batcher";
+import type { Dataset, SkippedItem } from "../data/dataset";
+import { isFashionMnist } from "../data/sources/fashion_mnist";
+import type { AugmentationCfg } from "../image/augment";
+import { modelTransform } from "../model/config";
 import { tokenizeToIds, packTokens } from "../text/tokenize";
 
 export { packTokens };
 import { cosineLr } from "./schedule";
 import { ClipOptimizer, NonFiniteLossError, trainStep } from "./step";
 import { TrainOptions, resolveTrainOptions } from "./options";
-import { EvalResult, evaluateClip } from "./evaluate";
+import { EvalResult, evaluateClip, evaluateOnDataset } from "./evaluate";
+
+/** `--augment` on a source other than Fashion-MNIST: open_clip's defaults (RandomResizedCrop, scale 0.9-1). */
+const OPEN_CLIP_AUGMENTATION: AugmentationCfg = {};
+
+/** What the result says when there is no validation data. */
+const NO_EVAL: EvalResult = {
+  zeroShotTop1: NaN,
+  zeroShotTop5: NaN,
+  perClass: [],
+  confusion: [],
+  recallAt1: { imageToText: NaN, textToImage: NaN },
+  recallAt5: { imageToText: NaN, textToImage: NaN },
+  images: 0,
+};
 import {
   EvalRecord,
   StepRecord,
@@ -76,11 +95,33 @@ export class TrainingDivergedError extends Error {
 }
 
 export interface TrainData {
-  train: LabelledImages;
-  test: LabelledImages;
+  /**
+   * Training data: any random-access dataset (image folders, CSV, Parquet, Arrow); Fashion-MNIST
+   * (its dataset or its in-memory split) takes the in-memory path the default recipe is measured on.
+   * Default: Fashion-MNIST's training split from `dataDir`.
+   */
+  train?: Dataset | LabelledImages;
+  /** Evaluated after every epoch and at the end; default Fashion-MNIST's test split when training on Fashion-MNIST, else none. */
+  val?: Dataset | LabelledImages;
+  /** The old name of `val` (a Fashion-MNIST split). */
+  test?: LabelledImages;
   captions?: CaptionSet;
   /** Adds a term to every step's loss; it gets the features and the batch they came from. */
   regularizer?: (imageFeatures: tf.Tensor2D, textFeatures: tf.Tensor2D, batch: Batch) => tf.Scalar;
+  /** Go on past unreadable images (reported through onSkip), instead of stopping at the first. */
+  skipBadImages?: boolean;
+  onSkip?: (s: SkippedItem) => void;
+}
+
+function isLabelledImages(x: unknown): x is LabelledImages {
+  return typeof x === "object" && x !== null && (x as LabelledImages).images instanceof Uint8Array && typeof (x as Dataset).items !== "function";
+}
+
+/** The in-memory split behind Fashion-MNIST data, or null for other sources. */
+function inMemory(x: Dataset | LabelledImages | undefined): LabelledImages | null {
+  if (x === undefined) return null;
+  if (isLabelledImages(x)) return x;
+  return isFashionMnist(x) ? x.labelled : null;
 }
 
 /** Trains and returns the model alongside the result; the caller disposes `model`. */
@@ -91,10 +132,13 @@ export async function trainClip(
 ): Promise<TrainResult & { model: Clip }> {
   const opts = resolveTrainOptions(input);
   const wallStart = performance.now();
-  const train = data?.train ?? loadFashionMnist("train", { dataDir: opts.dataDir, limit: opts.trainLimit });
-  const test = data?.test ?? loadFashionMnist("test", { dataDir: opts.dataDir });
   const captions = data?.captions ?? CaptionSet.load();
-
+  // Fashion-MNIST runs from memory (exactly the batches the recipe was measured with); any other
+  // source streams through the pipeline.
+  const trainSource = data?.train ?? loadFashionMnist("train", { dataDir: opts.dataDir, limit: opts.trainLimit });
+  const trainMemory = inMemory(trainSource);
+  const valSource = data?.val ?? data?.test ?? (trainMemory ? loadFashionMnist("test", { dataDir: opts.dataDir }) : undefined);
+  const valMemory = inMemory(valSource);
   let clip: Clip;
   let startStep = 0;
   let restore: ((o: ClipOptimizer) => void) | undefined;
@@ -108,12 +152,22 @@ export async function trainClip(
   } else {
     clip = Clip.create(opts.model, { seed: opts.seed });
   }
+  let batcher: Batcher | DatasetBatcher | undefined;
   const optimizer = new ClipOptimizer(clip, opts.loss, { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay });
   try {
     restore?.(optimizer);
     const size = clip.config.vision_cfg.image_size;
     const ctx = clip.config.text_cfg.context_length;
-    const batcher = new Batcher(train, { batchSize: opts.batchSize, seed: opts.seed, imageSize: size, augment: opts.augment ?? undefined, captions });
+    batcher = trainMemory
+      ? new Batcher(trainMemory, { batchSize: opts.batchSize, seed: opts.seed, imageSize: size, augment: opts.augment ?? undefined, captions })
+      : new DatasetBatcher(trainSource as Dataset, {
+          batchSize: opts.batchSize,
+          seed: opts.seed,
+          transform: modelTransform(clip.config),
+          augment: opts.augment ? OPEN_CLIP_AUGMENTATION : null,
+          skipBadImages: data?.skipBadImages,
+          onSkip: data?.onSkip,
+        });
     const stepsPerEpoch = batcher.stepsPerEpoch;
     const totalSteps = Math.min(opts.epochs * stepsPerEpoch, opts.maxSteps ?? Infinity);
     const schedule = { baseLr: opts.lr, warmupSteps: Math.min(opts.warmupSteps, totalSteps), totalSteps };
@@ -137,8 +191,12 @@ export async function trainClip(
       if (evals.length) writeEvalRecords(opts.outDir, evals);
       callbacks.onCheckpoint?.(checkpoint, step);
     };
-    const evaluate = (limit: number) =>
-      evaluateClip(clip, test, captions, { zeroShotLimit: limit, retrievalLimit: opts.retrievalLimit, seed: opts.seed + 1 });
+    const evalOpts = (limit: number) => ({ zeroShotLimit: limit, retrievalLimit: opts.retrievalLimit, seed: opts.seed + 1 });
+    const evaluate = async (limit: number): Promise<EvalResult> => {
+      if (valMemory) return evaluateClip(clip, valMemory, captions, evalOpts(limit));
+      if (valSource) return evaluateOnDataset(clip, valSource as Dataset, { ...evalOpts(limit), skipBadImages: data?.skipBadImages, onSkip: data?.onSkip });
+      return NO_EVAL;
+    };
     const recordEval = (epoch: number, step: number, r: EvalResult) => {
       evals.push({
         epoch,
@@ -156,7 +214,9 @@ export async function trainClip(
     let step = startStep;
     while (step < totalSteps) {
       const epoch = Math.floor(step / stepsPerEpoch);
-      const batch = batcher.batchAt(epoch, step % stepsPerEpoch);
+      const batch = await batcher.batchAt(epoch, step % stepsPerEpoch);
+      // The pipeline's workers decode the next batch while this step trains.
+      if (batcher instanceof DatasetBatcher && step + 1 < totalSteps) batcher.prefetch(epoch, (step % stepsPerEpoch) + 1);
       const { ids: flat, length } = packTokens(tokenizeToIds(batch.captions, { contextLength: ctx, truncate: true }));
       const lr = cosineLr(step, schedule);
       const t0 = performance.now();
@@ -187,7 +247,7 @@ export async function trainClip(
 
       const endOfEpoch = step % stepsPerEpoch === 0 && step < totalSteps;
       if (endOfEpoch) {
-        const r = evaluate(opts.evalLimit);
+        const r = await evaluate(opts.evalLimit);
         recordEval(epoch, step, r);
         callbacks.onEpochEnd?.({ epoch, step, eval: r, trainSeconds });
         await save(step);
@@ -205,7 +265,7 @@ export async function trainClip(
       }
     }
 
-    const final = evaluate(opts.finalEvalLimit);
+    const final = await evaluate(opts.finalEvalLimit);
     const lastEpoch = Math.floor((step - 1) / stepsPerEpoch);
     recordEval(lastEpoch, step, final);
     if (stopped !== "stopAfterSteps") {
@@ -233,5 +293,6 @@ export async function trainClip(
     throw err;
   } finally {
     optimizer.dispose();
+    if (batcher instanceof DatasetBatcher) await batcher.close();
   }
 }
