@@ -32,7 +32,8 @@ describe("cliplab embed", () => {
     const table = readArrowFile(out);
     assert.equal(table.numRows, 4);
     assert.deepEqual(table.getChild("kind")!.toArray(), ["image", "image", "text", "text"]);
-    assert.deepEqual(table.getChild("source")!.toArray(), [...IMAGES, ...TEXTS]);
+    assert.deepEqual(table.getChild("key")!.toArray(), [...IMAGES, ...TEXTS]);
+    assert.deepEqual(table.getChild("caption")!.toArray(), [null, null, ...TEXTS]);
     const { dim, values } = readVectorColumn(table, "embedding");
     assert.equal(dim, 48);
 
