@@ -161,6 +161,7 @@ async function embedDataset(
         imagesPerSecond: nImages / imageSeconds,
         textsPerSecond: nTexts ? nTexts / textSeconds : 0,
         seconds,
+        peakRssMiB: process.resourceUsage().maxRSS / 1024,
         skipped: skips.count,
         skippedItems: skips.items,
       }),
