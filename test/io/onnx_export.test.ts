@@ -75,7 +75,7 @@ describe("protobuf wire format", () => {
 });
 
 const STANDARD_OPS = new Set([
-  "Add", "ArgMax", "AveragePool", "BatchNormalization", "Concat", "Conv", "Erf", "Expand", "Gather", "GatherND", "Identity",
+  "Add", "ArgMax", "AveragePool", "BatchNormalization", "Concat", "Conv", "Erf", "Expand", "Gather", "GatherND", "Gemm", "Identity",
   "LayerNormalization", "MatMul", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Transpose",
 ]);
 

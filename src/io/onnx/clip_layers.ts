@@ -56,10 +56,14 @@ export class WeightReader {
   }
 }
 
-/** `x @ W^T + b` for a torch Linear under `prefix` (weight [out, in], bias [out]). */
-export function linear(w: WeightReader, x: string, prefix: string, bias = true): string {
-  const y = w.g.node("MatMul", [x, w.linear(`${prefix}.weight`)]);
-  return bias ? w.g.node("Add", [y, w.raw(`${prefix}.bias`)]) : y;
+/** `x @ W^T + b` for a torch Linear under `prefix` (weight [out, in], bias [out]), x of any rank. */
+export function linear(w: WeightReader, x: string, prefix: string): string {
+  return w.g.node("Add", [w.g.node("MatMul", [x, w.linear(`${prefix}.weight`)]), w.raw(`${prefix}.bias`)]);
+}
+
+/** The same for a 2-D x [N, in], as one Gemm (the bias add fused into the product). */
+export function gemm(w: WeightReader, x: string, prefix: string, weight = `${prefix}.weight`, bias = `${prefix}.bias`): string {
+  return w.g.node("Gemm", [x, w.linear(weight), w.raw(bias)]);
 }
 
 /** LayerNorm over the last axis, eps 1e-5 (opset 17 LayerNormalization). */
@@ -79,41 +83,67 @@ export function activate(g: GraphBuilder, x: string, kind: OnnxActivation): stri
 }
 
 /**
- * Scaled dot-product attention over projected q [B, Tq, D], k and v [B, Tk, D], `heads` heads;
- * q is scaled before the product (as torch does). `mask`: additive [Tq, Tk] of 0 / -inf.
+ * Scaled dot-product attention, `heads` heads, over projected q, k, v whose shapes as
+ * [B, T, H, hd] are the shape tensors `qShape` and `kvShape` (q [B, Tq, ...], k and v [B, Tk, ...],
+ * given 3-D or flattened 2-D); q is scaled before the product, as torch does. `mask`: additive
+ * [Tq, Tk] of 0 / -inf. Returns [B, Tq, H, hd] reshaped to `outShape`.
  */
-export function attend(g: GraphBuilder, q: string, k: string, v: string, width: number, heads: number, mask?: string): string {
-  const headDim = width / heads;
-  const split = g.ints([0, 0, heads, headDim]); // Reshape: 0 keeps B and T
-  const qh = g.node("Mul", [g.node("Transpose", [g.node("Reshape", [q, split])], { perm: attr.ints([0, 2, 1, 3]) }), g.scalar(headDim ** -0.5)]); // [B, H, Tq, hd]
-  const kt = g.node("Transpose", [g.node("Reshape", [k, split])], { perm: attr.ints([0, 2, 3, 1]) }); // [B, H, hd, Tk]
-  const vh = g.node("Transpose", [g.node("Reshape", [v, split])], { perm: attr.ints([0, 2, 1, 3]) }); // [B, H, Tk, hd]
+export function attend(
+  g: GraphBuilder,
+  q: string,
+  k: string,
+  v: string,
+  heads: number,
+  headDim: number,
+  shapes: { q: string; kv: string; out: string },
+  mask?: string,
+): string {
+  const toHeads = { perm: attr.ints([0, 2, 1, 3]) };
+  const qh = g.node("Mul", [g.node("Transpose", [g.node("Reshape", [q, shapes.q])], toHeads), g.scalar(headDim ** -0.5)]); // [B, H, Tq, hd]
+  const kt = g.node("Transpose", [g.node("Reshape", [k, shapes.kv])], { perm: attr.ints([0, 2, 3, 1]) }); // [B, H, hd, Tk]
+  const vh = g.node("Transpose", [g.node("Reshape", [v, shapes.kv])], toHeads); // [B, H, Tk, hd]
   let scores = g.node("MatMul", [qh, kt]); // [B, H, Tq, Tk]
   if (mask) scores = g.node("Add", [scores, mask]);
   const probs = g.node("Softmax", [scores], { axis: attr.int(-1) });
-  const out = g.node("Transpose", [g.node("MatMul", [probs, vh])], { perm: attr.ints([0, 2, 1, 3]) }); // [B, Tq, H, hd]
-  return g.node("Reshape", [out, g.ints([0, 0, width])]); // [B, Tq, D]
+  const out = g.node("Transpose", [g.node("MatMul", [probs, vh])], toHeads); // [B, Tq, H, hd]
+  return g.node("Reshape", [out, shapes.out]);
 }
 
-/** torch.nn.MultiheadAttention self-attention with the fused q,k,v projection (`in_proj_*`). */
-export function selfAttention(w: WeightReader, x: string, prefix: string, width: number, heads: number, mask?: string): string {
-  const qkv = w.g.node("Add", [w.g.node("MatMul", [x, w.linear(`${prefix}.in_proj_weight`)]), w.raw(`${prefix}.in_proj_bias`)]); // [B, T, 3D]
-  const [q, k, v] = w.g.nodeN("Split", [qkv], 3, { axis: attr.int(2) }); // equal thirds
-  return linear(w, attend(w.g, q, k, v, width, heads, mask), `${prefix}.out_proj`);
+/**
+ * The residual stream of a transformer, kept flat as [B*T, D] (as cliplab's `linear` does) so
+ * that every projection is one Gemm with its bias; `heads4` is the shape tensor [B, T, H, hd].
+ */
+export interface FlatTokens {
+  x: string;
+  heads4: string;
 }
 
-/** x + attn(ln_1(x)), then x + mlp(ln_2(x)). */
-export function residualBlock(w: WeightReader, x: string, prefix: string, width: number, heads: number, act: OnnxActivation, mask?: string): string {
+/** torch.nn.MultiheadAttention self-attention with the fused q,k,v projection (`in_proj_*`), on [N, D]. */
+export function selfAttention(w: WeightReader, t: FlatTokens, prefix: string, width: number, heads: number, mask?: string): string {
+  const qkv = gemm(w, t.x, prefix, `${prefix}.in_proj_weight`, `${prefix}.in_proj_bias`); // [N, 3D]
+  const [q, k, v] = w.g.nodeN("Split", [qkv], 3, { axis: attr.int(1) }); // equal thirds
+  const shapes = { q: t.heads4, kv: t.heads4, out: w.g.ints([-1, width]) };
+  return gemm(w, attend(w.g, q, k, v, heads, width / heads, shapes, mask), `${prefix}.out_proj`); // [N, D]
+}
+
+/** x + attn(ln_1(x)), then x + mlp(ln_2(x)), on the flat stream [N, D]. */
+export function residualBlock(w: WeightReader, t: FlatTokens, prefix: string, width: number, heads: number, act: OnnxActivation, mask?: string): string {
   return w.g.scope(prefix, () => {
-    const h = w.g.node("Add", [x, selfAttention(w, layerNorm(w, x, `${prefix}.ln_1`), `${prefix}.attn`, width, heads, mask)]);
-    const hidden = activate(w.g, linear(w, layerNorm(w, h, `${prefix}.ln_2`), `${prefix}.mlp.c_fc`), act);
-    return w.g.node("Add", [h, linear(w, hidden, `${prefix}.mlp.c_proj`)]);
+    const h = w.g.node("Add", [t.x, selfAttention(w, { x: layerNorm(w, t.x, `${prefix}.ln_1`), heads4: t.heads4 }, `${prefix}.attn`, width, heads, mask)]);
+    const hidden = activate(w.g, gemm(w, layerNorm(w, h, `${prefix}.ln_2`), `${prefix}.mlp.c_fc`), act); // [N, hidden]
+    return w.g.node("Add", [h, gemm(w, hidden, `${prefix}.mlp.c_proj`)]);
   });
 }
 
-/** OpenAI's `Transformer`: `layers` residual blocks under `prefix.resblocks.{i}`. */
+/**
+ * OpenAI's `Transformer`: `layers` residual blocks under `prefix.resblocks.{i}`, on x [B, T, D];
+ * returns [B, T, D].
+ */
 export function transformer(w: WeightReader, x: string, prefix: string, layers: number, width: number, heads: number, act: OnnxActivation, mask?: string): string {
-  let h = x;
-  for (let i = 0; i < layers; i++) h = residualBlock(w, h, `${prefix}.resblocks.${i}`, width, heads, act, mask);
-  return h;
+  const g = w.g;
+  const bt = g.node("Shape", [x], { start: attr.int(0), end: attr.int(2) }); // [2]: B, T
+  const heads4 = g.node("Concat", [bt, g.ints([heads, width / heads])], { axis: attr.int(0) });
+  let h = g.node("Reshape", [x, g.ints([-1, width])]); // [B*T, D]
+  for (let i = 0; i < layers; i++) h = residualBlock(w, { x: h, heads4 }, `${prefix}.resblocks.${i}`, width, heads, act, mask);
+  return g.node("Reshape", [h, g.node("Concat", [bt, g.ints([width])], { axis: attr.int(0) })]); // [B, T, D]
 }

@@ -93,7 +93,10 @@ function attentionPool(w: WeightReader, x: string, cfg: ClipConfig): string {
     const q = linear(w, query, "visual.attnpool.q_proj");
     const k = linear(w, tokens, "visual.attnpool.k_proj");
     const v = linear(w, tokens, "visual.attnpool.v_proj");
-    const pooled = attend(g, q, k, v, channels, visionHeads(cfg)); // [B, 1, C]
+    const heads = visionHeads(cfg);
+    const headDim = channels / heads;
+    const shapes = { q: g.ints([0, 1, heads, headDim]), kv: g.ints([0, -1, heads, headDim]), out: g.ints([0, 1, channels]) };
+    const pooled = attend(g, q, k, v, heads, headDim, shapes); // [B, 1, C]
     return g.node("Reshape", [linear(w, pooled, "visual.attnpool.c_proj"), g.ints([0, -1])]); // [B, embed]
   });
 }
