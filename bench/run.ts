@@ -27,12 +27,14 @@
  *   --no-profile        train: skip the tf.profile of one step
  *   --accuracy-threads=N train-accuracy: threads for both sides (default 2)
  *   --umap-points=N, --umap-dim=D, --umap-epochs=E, --umap-nndescent: umap (see bench/umap.ts)
+ *   --data-images=N, --data-consumer-rate=R: data (see bench/data_pipeline.ts)
  */
 import { DEFAULT_ENCODER_OPTIONS, EncoderBenchOptions, runEncoderBench } from "./encoders";
 import { initBackend, shutdownBackend } from "../src/backend";
 import { BenchContext, machineInfo } from "./common";
 import { DEFAULT_TRAIN_OPTIONS, TrainBenchOptions, runTrainAccuracyBench, runTrainBench } from "./train";
 import { DEFAULT_UMAP_OPTIONS, runUmapBench } from "./umap";
+import { DEFAULT_DATA_OPTIONS, runDataPipelineBench } from "./data_pipeline";
 
 /** Bad command-line use: reported as one line, without a stack. */
 class UsageError extends Error {}
@@ -70,6 +72,19 @@ const SUITES: Suite[] = [
           epochs: args.has("umap-epochs") ? intArg(args, "umap-epochs", 200) : undefined,
           nnDescent: boolArg(args, "umap-nndescent", DEFAULT_UMAP_OPTIONS.nnDescent),
           seed: intArg(args, "seed", DEFAULT_UMAP_OPTIONS.seed, 0),
+        },
+        ctx,
+      ),
+  },
+  {
+    name: "data",
+    describe: "decoded-and-preprocessed 224 px images/s (JPEG, PNG), main thread vs the worker pipeline, peak RSS",
+    run: (args, ctx) =>
+      runDataPipelineBench(
+        {
+          images: intArg(args, "data-images", DEFAULT_DATA_OPTIONS.images, 10),
+          consumerRate: intArg(args, "data-consumer-rate", DEFAULT_DATA_OPTIONS.consumerRate),
+          seed: intArg(args, "seed", DEFAULT_DATA_OPTIONS.seed, 0),
         },
         ctx,
       ),
@@ -164,6 +179,7 @@ const KNOWN = new Set([
   "only", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "onnx", "parity", "help",
   "train-batches", "train-steps", "train-warmup", "train-threads", "cpu-steps", "cpu-budget", "profile", "accuracy-threads",
   "umap-points", "umap-dim", "umap-epochs", "umap-nndescent",
+  "data-images", "data-consumer-rate",
 ]);
 
 async function main(): Promise<void> {

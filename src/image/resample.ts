@@ -8,8 +8,9 @@
  * factor (see resize.ts for the coordinate conventions). Differences from a float resize that
  * Pillow's output depends on, kept here:
  * - 8-bit images: each window's weights (normalised to sum 1 in double) are converted to 22-bit
- *   fixed point, `trunc(w * 2^22 ± 0.5)`; a pixel is `clip8((2^21 + sum(v * k)) >> 22)`, and each
- *   pass (horizontal first, then vertical) stores uint8, so the vertical pass reads rounded values.
+ *   fixed point, `trunc(w * 2^22 ± 0.5)`; a pixel is `clip8((2^21 + sum(v * k)) >> 22)` in int32
+ *   (Pillow's sums never overflow: 255 * sum|k| * 2^22 < 2^31), and each pass (horizontal first,
+ *   then vertical) stores uint8, so the vertical pass reads rounded values.
  * - mode "I": weights stay double, each pass stores `(int)(ss ± 0.5)` (round half away from zero),
  *   unclipped: overshoot below 0 and above 65535 survives until the conversion to RGB clips it.
  * - NEAREST: source index `trunc((i + 0.5) * in / out)`, accumulated by repeated addition of the
@@ -96,33 +97,64 @@ function fixedPoint(weights: Float64Array): Int32Array {
   return kk;
 }
 
-/**
- * Filter one axis of an 8-bit buffer viewed as [outer, axis, inner * channels]: the horizontal pass
- * is (outer = H, inner = 1), the vertical one (outer = 1, inner = W).
- */
-function pass8(src: Uint8Array, outer: number, axis: number, inner: number, channels: number, c: AxisCoeffs, outAxis: number): Uint8Array {
+/** The horizontal 8-bit pass: `[height, width, C]` -> `[height, outWidth, C]`, int32 arithmetic. */
+function horizontal8(src: Uint8Array, height: number, width: number, C: number, c: AxisCoeffs, outWidth: number): Uint8Array {
   const kk = fixedPoint(c.weights);
   const { ksize, start, count } = c;
-  const pixel = inner * channels;
-  const dst = new Uint8Array(outer * outAxis * pixel);
-  for (let o = 0; o < outer; o++) {
-    const srcBase = o * axis * pixel;
-    const dstBase = o * outAxis * pixel;
-    for (let i = 0; i < outAxis; i++) {
-      const k0 = i * ksize;
-      const n = count[i];
-      const first = srcBase + start[i] * pixel;
-      const d = dstBase + i * pixel;
-      for (let e = 0; e < pixel; e++) {
-        let ss = HALF;
-        for (let k = 0, p = first + e; k < n; k++, p += pixel) ss += src[p] * kk[k0 + k];
-        // `clip8(ss >> 22)`: an arithmetic shift is a floor; the division by 2^22 is exact.
-        const v = Math.floor(ss / ONE);
-        dst[d + e] = v < 0 ? 0 : v > 255 ? 255 : v;
+  const dst = new Uint8Array(height * outWidth * C);
+  for (let y = 0; y < height; y++) {
+    const rowIn = y * width * C;
+    let d = y * outWidth * C;
+    for (let x = 0; x < outWidth; x++) {
+      const n = count[x];
+      const k0 = x * ksize;
+      let p = rowIn + start[x] * C;
+      if (C === 3) {
+        let s0 = HALF, s1 = HALF, s2 = HALF;
+        for (let k = 0; k < n; k++, p += 3) {
+          const w = kk[k0 + k];
+          s0 = (s0 + Math.imul(src[p], w)) | 0;
+          s1 = (s1 + Math.imul(src[p + 1], w)) | 0;
+          s2 = (s2 + Math.imul(src[p + 2], w)) | 0;
+        }
+        dst[d++] = clip8(s0 >> PRECISION_BITS);
+        dst[d++] = clip8(s1 >> PRECISION_BITS);
+        dst[d++] = clip8(s2 >> PRECISION_BITS);
+      } else {
+        for (let e = 0; e < C; e++) {
+          let ss = HALF;
+          for (let k = 0, q = p + e; k < n; k++, q += C) ss = (ss + Math.imul(src[q], kk[k0 + k])) | 0;
+          dst[d++] = clip8(ss >> PRECISION_BITS);
+        }
       }
     }
   }
   return dst;
+}
+
+/** The vertical 8-bit pass: `[height, W, C]` -> `[outHeight, W, C]`, one accumulator row at a time. */
+function vertical8(src: Uint8Array, rowLen: number, c: AxisCoeffs, outHeight: number): Uint8Array {
+  const kk = fixedPoint(c.weights);
+  const { ksize, start, count } = c;
+  const dst = new Uint8Array(outHeight * rowLen);
+  const acc = new Int32Array(rowLen);
+  for (let y = 0; y < outHeight; y++) {
+    acc.fill(HALF);
+    const n = count[y];
+    for (let k = 0; k < n; k++) {
+      const w = kk[y * ksize + k];
+      const row = (start[y] + k) * rowLen;
+      for (let e = 0; e < rowLen; e++) acc[e] = (acc[e] + Math.imul(src[row + e], w)) | 0;
+    }
+    const d = y * rowLen;
+    for (let e = 0; e < rowLen; e++) dst[d + e] = clip8(acc[e] >> PRECISION_BITS);
+  }
+  return dst;
+}
+
+/** `clip8_lookups[ss >> 22]`: the shifted sum clipped to 0-255. */
+function clip8(v: number): number {
+  return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
 /** The same for mode "I": double weights, `ROUND_UP` (half away from zero), no clipping. */
@@ -162,11 +194,11 @@ export function resampleInt<T extends IntPixels>(src: T, height: number, width: 
   let cur: IntPixels = src;
   if (outWidth !== width) {
     const c = precomputeCoeffs(width, outWidth, filter);
-    cur = is8 ? pass8(cur as Uint8Array, height, width, 1, channels, c, outWidth) : pass32(cur as Int32Array, height, width, 1, channels, c, outWidth);
+    cur = is8 ? horizontal8(cur as Uint8Array, height, width, channels, c, outWidth) : pass32(cur as Int32Array, height, width, 1, channels, c, outWidth);
   }
   if (outHeight !== height) {
     const c = precomputeCoeffs(height, outHeight, filter);
-    cur = is8 ? pass8(cur as Uint8Array, 1, height, outWidth, channels, c, outHeight) : pass32(cur as Int32Array, 1, height, outWidth, channels, c, outHeight);
+    cur = is8 ? vertical8(cur as Uint8Array, outWidth * channels, c, outHeight) : pass32(cur as Int32Array, 1, height, outWidth, channels, c, outHeight);
   }
   if (cur === src) cur = is8 ? new Uint8Array(src as Uint8Array) : new Int32Array(src as Int32Array);
   return cur as T;
