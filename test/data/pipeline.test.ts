@@ -13,6 +13,7 @@ import { decodeStored } from "../../src/image/decode";
 import { preprocessStored, preprocessStoredNormalized } from "../../src/image/preprocess";
 import { resolveTransform } from "../../src/image/transform";
 import { augmentStored, resolveAugmentation } from "../../src/image/augment";
+import type { StoredImage } from "../../src/image/stored";
 import { Random, mixSeed } from "../../src/util/random";
 
 const T = resolveTransform(24, {});
@@ -61,9 +62,13 @@ async function* source(list: DataItem[], seed = 1, log?: { pulled: number; retur
   }
 }
 
+async function storedOf(item: DataItem): Promise<StoredImage> {
+  const ref = item.image;
+  return ref.kind === "encoded" ? decodeStored(ref.bytes, item.key) : ref.image;
+}
+
 async function expectedPixels(item: DataItem): Promise<Uint8Array> {
-  const img = item.image.kind === "encoded" ? await decodeStored(item.image.bytes, item.key) : item.image.image;
-  return preprocessStored(img, T);
+  return preprocessStored(await storedOf(item), T);
 }
 
 async function collect(gen: AsyncIterable<PreparedItem>): Promise<PreparedItem[]> {
@@ -100,7 +105,7 @@ test("workers: 0 (main thread) and prepareItem give the same pixels; normalizeBa
   const batch = normalizeBatch(main.slice(0, 3), T);
   const per = 24 * 24 * 3;
   for (let i = 0; i < 3; i++) {
-    const img = list[i].image.kind === "encoded" ? await decodeStored(list[i].image.bytes, list[i].key) : list[i].image.image;
+    const img = await storedOf(list[i]);
     assert.deepEqual(batch.subarray(i * per, (i + 1) * per), preprocessStoredNormalized(img, T));
   }
 });
@@ -163,7 +168,7 @@ test("augmentation: pixels depend only on seedFor(item), on workers and on the m
   const aug = resolveAugmentation(augment);
   for (let i = 0; i < list.length; i++) {
     assert.deepEqual(a[i].pixels, b[i].pixels, list[i].key);
-    const img = list[i].image.kind === "encoded" ? await decodeStored(list[i].image.bytes, list[i].key) : list[i].image.image;
+    const img = await storedOf(list[i]);
     assert.deepEqual(a[i].pixels, augmentStored(img, 24, aug, new Random(seedFor(list[i]))));
   }
   assert.notDeepEqual(a[0].pixels, await expectedPixels(list[0]));
