@@ -209,6 +209,9 @@ export async function* prepareItems(source: AsyncIterable<DataItem>, transform: 
   const pump = (): Promise<void> => {
     if (pumping) return pumping;
     pumping = (async () => {
+      // Yield once first: a pump with nothing to do would otherwise finish (and clear `pumping`)
+      // before the assignment above, leaving a settled promise there that stops every later pump.
+      await undefined;
       try {
         while (!sourceDone && !stopped && queue.length < prefetch && (bytes < maxBytes || queue.length === 0)) {
           let r: IteratorResult<DataItem>;
