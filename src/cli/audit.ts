@@ -1,27 +1,32 @@
 /**
  * `cliplab audit <kind>`: audits of a checkpoint, one subcommand per audit (a table, so new audits
  * add a row). `audit robustness` runs the corruption and attack audit (src/audit/robustness) on
- * Fashion-MNIST test images and writes `robustness.arrow` (one row per measurement) and
- * `robustness.json` (the full result: `robustnessSection(result)` turns it into a report section).
- * With --json the last line of stdout is one JSON object.
+ * the first --limit images of any labelled dataset (`--data SPEC`, default Fashion-MNIST's test
+ * split) at the model's input size, and writes `robustness.arrow` (one row per measurement) and
+ * `robustness.json` (the full result, with the skipped items: `robustnessSection(result)` turns
+ * it into a report section). With --json the last line of stdout is one JSON object.
  */
 import { parseArgs } from "node:util";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadCheckpoint } from "../io/checkpoint";
 import { makeTable, writeArrowFile } from "../io/arrow";
-import { loadFashionMnist } from "../data/fashion_mnist";
+import { writeFileAtomic } from "../util/atomic";
+import { loadTemplateSet } from "../prompts/templates";
 import { auditRobustness, type RobustnessAuditOptions, type RobustnessResult } from "../audit/robustness/audit";
+import { L2_REFERENCE_VALUES } from "../audit/robustness/budgets";
 import { formatEps } from "../audit/robustness/section";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
+import { DATA_OPTIONS, DATA_USAGE, SkipLog, openDataFromFlags } from "./data_options";
 import { ProgressLine, progressBar } from "./progress";
 import { FAIRNESS_USAGE, fairnessCommand } from "./audit_fairness";
 
 type Subcommand = { run: (argv: string[], io: CliIO) => Promise<number>; usage: string; summary: string };
 
 export const ROBUSTNESS_USAGE =
-  "usage: cliplab audit robustness --checkpoint FILE [--quick] [--limit N] [--attack-limit N] [--seed S] [--data-dir D] [--out DIR] [--json]";
+  `usage: cliplab audit robustness --checkpoint FILE ${DATA_USAGE} [--templates NAME|FILE] [--quick] [--limit N] [--attack-limit N] [--seed S] [--out DIR] [--json]\n` +
+  `      Images are audited at the model's input size. L-inf budgets are per pixel value (k/255); L2 budgets are given for a 3x32x32 input ` +
+  `(${L2_REFERENCE_VALUES} values, RobustBench's CIFAR-10 convention) and applied as eps * sqrt(S*S*3 / ${L2_REFERENCE_VALUES}) at input size S; both are reported.`;
 
 /** The --quick settings: a smoke run in seconds (every corruption and severity, few images, short attacks). */
 export const QUICK_AUDIT: RobustnessAuditOptions = {
@@ -35,19 +40,6 @@ export const QUICK_AUDIT: RobustnessAuditOptions = {
   batchSize: 64,
 };
 
-/** Writes `text` to `file` atomically (temporary file, then rename). */
-function writeFileAtomic(file: string, text: string): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw new Error(`${file}: cannot write: ${(err as Error).message}`);
-  }
-}
-
 /** One row per measurement: clean, each corruption x severity, each attack (NaN / "" where a column does not apply). */
 export function robustnessTable(r: RobustnessResult) {
   const kind: string[] = [];
@@ -55,6 +47,7 @@ export function robustnessTable(r: RobustnessResult) {
   const severity: number[] = [];
   const norm: string[] = [];
   const eps: number[] = [];
+  const appliedEps: number[] = [];
   const steps: number[] = [];
   const images: number[] = [];
   const top1: number[] = [];
@@ -63,12 +56,13 @@ export function robustnessTable(r: RobustnessResult) {
   const r1i2t: number[] = [];
   const r1t2i: number[] = [];
   const success: number[] = [];
-  const push = (row: { kind: string; name: string; severity?: number; norm?: string; eps?: number; steps?: number; images: number; top1: number; matchCosine?: number; captionCosine?: number; r1i2t?: number; r1t2i?: number; success?: number }) => {
+  const push = (row: { kind: string; name: string; severity?: number; norm?: string; eps?: number; appliedEps?: number; steps?: number; images: number; top1: number; matchCosine?: number; captionCosine?: number; r1i2t?: number; r1t2i?: number; success?: number }) => {
     kind.push(row.kind);
     name.push(row.name);
     severity.push(row.severity ?? NaN);
     norm.push(row.norm ?? "");
     eps.push(row.eps ?? NaN);
+    appliedEps.push(row.appliedEps ?? NaN);
     steps.push(row.steps ?? NaN);
     images.push(row.images);
     top1.push(row.top1);
@@ -86,10 +80,10 @@ export function robustnessTable(r: RobustnessResult) {
     push({ kind: "corruption", name: x.name, severity: x.severity, images: n, top1: x.top1, matchCosine: x.matchCosine, captionCosine: x.captionCosine, r1i2t: x.recallAt1ImageToText, r1t2i: x.recallAt1TextToImage });
   }
   for (const a of [...r.attacks, ...r.moreStepsAttacks]) {
-    push({ kind: "attack", name: a.attack, norm: a.norm, eps: a.eps, steps: a.steps, images: m, top1: a.top1, matchCosine: a.matchCosine, success: a.successRate });
+    push({ kind: "attack", name: a.attack, norm: a.norm, eps: a.eps, appliedEps: a.appliedEps, steps: a.steps, images: m, top1: a.top1, matchCosine: a.matchCosine, success: a.successRate });
   }
   for (const t of r.targetedAttacks) {
-    push({ kind: "targeted", name: t.attack, norm: t.norm, eps: t.eps, steps: t.steps, images: m, top1: t.top1, success: t.successRate });
+    push({ kind: "targeted", name: t.attack, norm: t.norm, eps: t.eps, appliedEps: t.appliedEps, steps: t.steps, images: m, top1: t.top1, success: t.successRate });
   }
   return makeTable({
     kind,
@@ -97,6 +91,7 @@ export function robustnessTable(r: RobustnessResult) {
     severity,
     norm,
     eps,
+    applied_eps: appliedEps,
     steps,
     images,
     top1,
@@ -117,9 +112,10 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
       limit: { type: "string" },
       "attack-limit": { type: "string" },
       seed: { type: "string" },
-      "data-dir": { type: "string" },
+      templates: { type: "string" },
       out: { type: "string" },
       json: { type: "boolean", default: false },
+      ...DATA_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -134,14 +130,21 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
   if (seed !== undefined) opts.seed = seed;
   const outDir = values.out ?? path.join("runs", `audit-robustness-${new Date().toISOString().replace(/[:.]/g, "-")}`);
 
+  const ds = await openDataFromFlags(values, { split: "test" });
+  if (values.templates !== undefined) opts.templates = loadTemplateSet(values.templates).templates;
   await startBackend(io);
-  const test = loadFashionMnist("test", { dataDir: values["data-dir"] });
   const clip = await loadCheckpoint(values.checkpoint);
+  const skips = new SkipLog();
   const progress = new ProgressLine(io, Boolean(process.stderr.isTTY));
   let result: RobustnessResult;
   try {
-    result = auditRobustness(clip, test, {
+    result = await auditRobustness(clip, ds, {
       ...opts,
+      skipBadImages: values["skip-bad-images"],
+      onSkip: (s) => {
+        skips.onSkip(s);
+        io.err(`skipped ${s.key}: ${s.reason}`);
+      },
       onProgress: (e) => progress.update(`${progressBar(e.done / e.total)} ${e.phase} ${e.done}/${e.total} ${e.label}`, e.done === e.total),
     });
   } finally {
@@ -155,10 +158,16 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
 
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const s = result.sanity;
-  io.out(`clean zero-shot top-1 ${pct(result.clean.top1)} on ${result.config.images} test images; corrupted mean ${pct(result.corruptionSummary.meanTop1)} (${pct(result.corruptionSummary.relativeTop1)} of clean)`);
+  const c = result.config;
+  io.out(`${c.images} images of ${c.dataset} at ${c.imageSize}x${c.imageSize}, ${c.classNames.length} classes, ${c.templates.length} template${c.templates.length === 1 ? "" : "s"}`);
+  if (skips.count) io.out(`skipped ${skips.count} unreadable image${skips.count === 1 ? "" : "s"} (--skip-bad-images; listed in ${jsonFile})`);
+  io.out(`clean zero-shot top-1 ${pct(result.clean.top1)} on ${result.config.images} images; corrupted mean ${pct(result.corruptionSummary.meanTop1)} (${pct(result.corruptionSummary.relativeTop1)} of clean)`);
   for (const p of result.corruptionSummary.perCorruption) io.out(`  ${p.name.padEnd(15)} mean top-1 ${pct(p.meanTop1)}`);
-  io.out(`attacks on ${result.config.attackImages} images (clean ${pct(result.attackClean.top1)}):`);
-  for (const a of result.attacks) io.out(`  ${a.attack.toUpperCase().padEnd(4)} ${a.norm.padEnd(4)} eps=${formatEps(a.norm, a.eps).padEnd(7)} top-1 ${pct(a.top1)}`);
+  io.out(`attacks on ${result.config.attackImages} images (clean ${pct(result.attackClean.top1)}; L2 budgets for 3x32x32, applied x${c.l2Scale.toFixed(3)}):`);
+  for (const a of result.attacks) {
+    const applied = a.norm === "l2" ? ` (applied ${formatEps(a.norm, a.appliedEps)})` : "";
+    io.out(`  ${a.attack.toUpperCase().padEnd(4)} ${a.norm.padEnd(4)} eps=${formatEps(a.norm, a.eps).padEnd(7)}${applied} top-1 ${pct(a.top1)}`);
+  }
   io.out(
     `sanity: eps=0 equals clean ${s.epsZeroEqualsClean.pass}, PGD >= FGSM ${s.pgdAtLeastFgsm.pass}, monotone in eps ${s.monotoneInEps.pass}, more steps do not help ${s.moreStepsNoHelp.pass}`,
   );
@@ -166,9 +175,14 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
   if (values.json) {
     io.out(
       JSON.stringify({
+        dataset: c.dataset,
+        images: c.images,
+        imageSize: c.imageSize,
+        l2Scale: c.l2Scale,
+        skipped: result.skipped,
         clean: { top1: result.clean.top1 },
         corruptions: result.corruptions.map((c) => ({ name: c.name, severity: c.severity, top1: c.top1, matchCosine: c.matchCosine })),
-        attacks: result.attacks.map((a) => ({ attack: a.attack, norm: a.norm, eps: a.eps, top1: a.top1 })),
+        attacks: result.attacks.map((a) => ({ attack: a.attack, norm: a.norm, eps: a.eps, appliedEps: a.appliedEps, top1: a.top1 })),
         sanity: {
           epsZeroEqualsClean: s.epsZeroEqualsClean.pass,
           pgdAtLeastFgsm: s.pgdAtLeastFgsm.pass,

@@ -1,12 +1,14 @@
 /**
  * FGSM and PGD: budgets and [0, 1] respected, the analytic optimum of a linear loss, the input
- * gradient against finite differences (on a real CLIP's zero-shot loss), weights untouched, no leaks.
+ * gradient against finite differences (on a real CLIP's zero-shot loss over its RGB input),
+ * weights untouched, no leaks; the objective only normalises (no padding).
  */
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { fgsm, inputGradient, perturbationNorms, pgd, type AttackLoss, type AttackNorm } from "../../src/audit/robustness/attacks";
-import { zeroShotLoss } from "../../src/audit/robustness/objective";
+import { modelNormalisation, toModelInput, zeroShotLoss } from "../../src/audit/robustness/objective";
+import { CLIP_MEAN, CLIP_STD } from "../../src/image/transform";
 import { zeroShotClassifier } from "../../src/eval/zero_shot";
 import { loadCheckpoint } from "../../src/io/checkpoint";
 import { tokenize } from "../../src/text/tokenize";
@@ -32,7 +34,7 @@ function nonLinearLoss(w: tf.Tensor4D): AttackLoss {
   return (x) => tf.tidy(() => tf.sum(tf.add(tf.mul(w, tf.sin(tf.mul(x, 3))), tf.mul(tf.square(x), 0.5))) as tf.Scalar);
 }
 
-/** A tiny real CLIP (test/fixtures/tiny_vit, 48x48 input) and its zero-shot class embeddings. */
+/** A tiny real CLIP (test/fixtures/tiny_vit, 48x48 RGB input) and its zero-shot class embeddings. */
 async function tinyClip(): Promise<{ clip: Clip; weights: tf.Tensor2D }> {
   const clip = await loadCheckpoint(fixturePath("tiny_vit.safetensors"));
   const ctx = clip.config.text_cfg.context_length;
@@ -147,13 +149,13 @@ describe("the linear toy model: loss = sum(w * x)", () => {
 describe("attacks on a real CLIP", () => {
   it("the input gradient of the zero-shot loss matches central finite differences", async () => {
     const { clip, weights } = await tinyClip();
-    const x = uniformImages([2, 28, 28, 1], 5, 0.2, 0.8);
+    const x = uniformImages([2, 48, 48, 3], 5, 0.2, 0.8);
     const labels = [0, 2];
     for (const loss of [zeroShotLoss(clip, weights, labels), zeroShotLoss(clip, weights, labels, { targets: [1, 1] })]) {
       const { loss: l0, grad } = inputGradient(loss, x);
       assert.ok(Number.isFinite(l0));
       for (const seed of [1, 2, 3]) {
-        const d = tf.tensor4d(new Random(seed).fillNormal(new Float32Array(2 * 28 * 28)), [2, 28, 28, 1]);
+        const d = tf.tensor4d(new Random(seed).fillNormal(new Float32Array(2 * 48 * 48 * 3)), [2, 48, 48, 3]);
         const h = 1e-2;
         const at = (s: number) => {
           const xs = tf.tidy(() => tf.add(x, tf.mul(d, s)) as tf.Tensor4D);
@@ -176,7 +178,7 @@ describe("attacks on a real CLIP", () => {
   it("leaves the model's weights bit-identical and leaks no tensor", async () => {
     const { clip, weights } = await tinyClip();
     const snapshot = new Map([...clip.params].map(([name, v]) => [name, new Uint32Array((v.dataSync() as Float32Array).slice().buffer)]));
-    const x = uniformImages([3, 28, 28, 1], 6);
+    const x = uniformImages([3, 48, 48, 3], 6);
     const loss = zeroShotLoss(clip, weights, [0, 1, 2]);
     // Warm-up: any lazily built model state exists before counting.
     fgsm(loss, x, { eps: 0.01, norm: "linf" }).dispose();
@@ -195,12 +197,45 @@ describe("attacks on a real CLIP", () => {
 
   it("PGD lowers the zero-shot accuracy's margin more than nothing: the attacked loss is higher", async () => {
     const { clip, weights } = await tinyClip();
-    const x = uniformImages([4, 28, 28, 1], 7);
+    const x = uniformImages([4, 48, 48, 3], 7);
     const loss = zeroShotLoss(clip, weights, [0, 1, 2, 0]);
     const value = (t: tf.Tensor4D) => tf.tidy(() => loss(t).dataSync()[0]);
     const adv = pgd(loss, x, { eps: 8 / 255, norm: "linf", steps: 5 });
     assert.ok(value(adv) > value(x), `${value(adv)} <= ${value(x)}`);
     tf.dispose([x, weights, adv]);
+    clip.dispose();
+  });
+});
+
+describe("the objective's model input", () => {
+  it("toModelInput only normalises with the transform's mean and std (no padding, no resizing)", () => {
+    const x = uniformImages([2, 5, 7, 3], 8);
+    const norm = { mean: [0.1, 0.5, 0.9], std: [0.2, 0.25, 0.5] };
+    const y = toModelInput(x, norm);
+    assert.deepEqual(y.shape, [2, 5, 7, 3]);
+    const xv = x.dataSync();
+    const yv = y.dataSync();
+    for (let i = 0; i < xv.length; i++) assert.ok(Math.abs(yv[i] - (xv[i] - norm.mean[i % 3]) / norm.std[i % 3]) < 1e-5, `value ${i}`);
+    tf.dispose([x, y]);
+  });
+
+  it("uses the model's preprocess_cfg mean and std, CLIP's by default", async () => {
+    const { clip, weights } = await tinyClip();
+    assert.deepEqual(modelNormalisation(clip), { mean: [...CLIP_MEAN], std: [...CLIP_STD] });
+    const custom = { ...clip, config: { ...clip.config, preprocess_cfg: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } } };
+    assert.deepEqual(modelNormalisation(custom as never), { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+    tf.dispose(weights);
+    clip.dispose();
+  });
+
+  it("refuses grey images and images not at the model's size, with one line", async () => {
+    const { clip, weights } = await tinyClip();
+    const grey = tf.fill([1, 48, 48, 1], 0.5) as tf.Tensor4D;
+    assertThrowsOneLine(() => toModelInput(grey, modelNormalisation(clip)), /^toModelInput: images must be RGB \[B, S, S, 3\] in \[0, 1\] \(the preprocessed model input\), got shape \[1, 48, 48, 1\]$/);
+    const small = tf.fill([1, 28, 28, 3], 0.5) as tf.Tensor4D;
+    const loss = zeroShotLoss(clip, weights, [0]);
+    assertThrowsOneLine(() => loss(small), /^unitImageEmbeddings: images must be \[B, 48, 48, 3\] \(the model's preprocessed input\), got \[1, 28, 28, 3\]$/);
+    tf.dispose([grey, small, weights]);
     clip.dispose();
   });
 });

@@ -1,13 +1,24 @@
-/** `cliplab audit robustness` in-process on the tiny fixture model, and its argument errors. */
-import { describe, it } from "node:test";
+/**
+ * `cliplab audit robustness` in-process on the tiny fixture model (Fashion-MNIST, the default data)
+ * and on an image folder at 64 px with a random tiny checkpoint, and its argument errors.
+ */
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { runCli as run } from "../helpers/cli";
 import { readArrowFile } from "../../src/io/arrow";
+import { saveCheckpoint } from "../../src/io/checkpoint";
 import { listCorruptions } from "../../src/audit/robustness/corruptions";
 import { robustnessSection } from "../../src/audit/robustness/section";
 import { fixturePath, tmpDir } from "../helpers/fixtures";
+import { shapeFolder, shapeImage, tinyClip64, SHAPES } from "../audit/robustness_helpers";
+import { initBackend } from "../../src/backend";
+
+// The 64 px test builds its checkpoint before the CLI starts the backend.
+before(async () => {
+  await initBackend({ prefer: "wasm" });
+});
 
 describe("cliplab audit robustness", () => {
   it("--quick writes the Arrow table and the JSON result, and prints the summary JSON last", async () => {
@@ -16,24 +27,90 @@ describe("cliplab audit robustness", () => {
     assert.equal(r.code, 0, r.err.join("\n"));
     const summary = JSON.parse(r.out[r.out.length - 1]);
     assert.ok(summary.clean.top1 >= 0 && summary.clean.top1 <= 1);
+    assert.equal(summary.dataset, "fashion-mnist");
+    assert.equal(summary.images, 64);
+    assert.equal(summary.skipped, 0);
+    assert.equal(summary.imageSize, 48);
+    assert.equal(summary.l2Scale, 1.5);
     assert.equal(summary.corruptions.length, listCorruptions().length * 5);
     for (const c of summary.corruptions) assert.deepEqual(Object.keys(c), ["name", "severity", "top1", "matchCosine"]);
     assert.deepEqual(
       summary.attacks.map((a: { attack: string; norm: string; eps: number }) => `${a.attack} ${a.norm} ${a.eps}`),
       ["fgsm linf 0", "pgd linf 0", `fgsm linf ${8 / 255}`, `pgd linf ${8 / 255}`, "fgsm l2 0", "pgd l2 0", "fgsm l2 1", "pgd l2 1"],
     );
-    for (const a of summary.attacks) assert.deepEqual(Object.keys(a), ["attack", "norm", "eps", "top1"]);
+    for (const a of summary.attacks) {
+      assert.deepEqual(Object.keys(a), ["attack", "norm", "eps", "appliedEps", "top1"]);
+      assert.equal(a.appliedEps, a.norm === "l2" ? 1.5 * a.eps : a.eps);
+    }
     assert.equal(summary.sanity.epsZeroEqualsClean, true);
 
     const table = readArrowFile(path.join(out, "robustness.arrow"));
     // clean + 55 corruption cells + 8 attacks + 2 more-steps runs + 2 targeted runs.
     assert.equal(table.numRows, 1 + 55 + 8 + 2 + 2);
     assert.deepEqual(table.getChild("kind")!.toArray().slice(0, 2), ["clean", "corruption"]);
+    const applied = table.getChild("applied_eps")!.toArray();
+    const norms = table.getChild("norm")!.toArray();
+    const eps = table.getChild("eps")!.toArray();
+    for (let i = 0; i < table.numRows; i++) if (norms[i] === "l2") assert.equal(applied[i], 1.5 * eps[i]);
     const saved = JSON.parse(fs.readFileSync(path.join(out, "robustness.json"), "utf8"));
     assert.equal(saved.checkpoint, fixturePath("tiny_vit.safetensors"));
     assert.equal(saved.clean.top1, summary.clean.top1);
+    assert.equal(saved.skipped, 0);
+    assert.deepEqual(saved.skippedItems, []);
     assert.ok(robustnessSection(saved).blocks.length > 5);
     assert.deepEqual(fs.readdirSync(out).sort(), ["robustness.arrow", "robustness.json"]);
+  });
+
+  it("--data imagefolder:DIR at 64 px: --classnames, --templates, --skip-bad-images (skipped: N, and the items in the JSON file)", async () => {
+    const root = await shapeFolder(3);
+    fs.writeFileSync(path.join(root, "circle", "circle_broken.png"), Buffer.from("\x89PNG but truncated"));
+    const names = path.join(tmpDir(), "classnames.txt");
+    fs.writeFileSync(names, "round shape\nbox\npointy shape\n");
+    const ckpt = path.join(tmpDir(), "tiny64.safetensors");
+    const clip = tinyClip64();
+    await saveCheckpoint(clip, ckpt);
+    clip.dispose();
+    const out = path.join(tmpDir(), "audit64");
+    const argv = ["audit", "robustness", "--checkpoint", ckpt, "--data", `imagefolder:${root}`, "--classnames", names, "--templates", "imagenet7", "--quick", "--attack-limit", "4", "--out", out, "--json"];
+    const strict = await run(argv);
+    assert.equal(strict.code, 1);
+    assert.match(strict.err[strict.err.length - 1], /^cliplab audit: .*circle_broken\.png/);
+    assert.equal(fs.existsSync(out), false, "nothing written after a bad image");
+
+    const r = await run([...argv, "--skip-bad-images"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.equal(summary.dataset, `imagefolder:${root}`);
+    assert.equal(summary.images, 9); // all readable images (--quick reads up to 64)
+    assert.equal(summary.imageSize, 64);
+    assert.equal(summary.l2Scale, 2);
+    assert.equal(summary.skipped, 1);
+    assert.equal(summary.sanity.epsZeroEqualsClean, true);
+    for (const a of summary.attacks) assert.equal(a.appliedEps, a.norm === "l2" ? 2 * a.eps : a.eps);
+    assert.ok(r.err.some((l) => /^skipped .*circle_broken\.png: /.test(l)), r.err.join("\n"));
+    assert.ok(r.out.some((l) => /^skipped 1 unreadable image \(--skip-bad-images/.test(l)));
+    const saved = JSON.parse(fs.readFileSync(path.join(out, "robustness.json"), "utf8"));
+    assert.equal(saved.skipped, 1);
+    assert.equal(saved.skippedItems.length, 1);
+    assert.match(saved.skippedItems[0].key, /circle_broken\.png$/);
+    assert.ok(saved.skippedItems[0].reason.length > 0);
+    assert.deepEqual(saved.config.classNames, ["round shape", "box", "pointy shape"]);
+    assert.equal(saved.config.templates.length, 7);
+    assert.deepEqual(saved.config.l2EpsApplied, [0, 2]);
+    assert.deepEqual(fs.readdirSync(out).sort(), ["robustness.arrow", "robustness.json"]);
+  });
+
+  it("a dataset without labels, a bad template set: one error line, exit 1", async () => {
+    const flat = path.join(tmpDir(), "flat");
+    fs.mkdirSync(flat);
+    for (const [i, shape] of SHAPES.entries()) fs.writeFileSync(path.join(flat, `${shape}.png`), await shapeImage(shape, 40, 40, i));
+    const ckpt = fixturePath("tiny_vit.safetensors");
+    const unlabelled = await run(["audit", "robustness", "--checkpoint", ckpt, "--data", `imagefolder:${flat}`, "--quick"]);
+    assert.equal(unlabelled.code, 1);
+    assert.match(unlabelled.err[unlabelled.err.length - 1], /^cliplab audit: auditRobustness: imagefolder:.*flat has no labels, but the robustness audit needs classes; /);
+    const badSet = await run(["audit", "robustness", "--checkpoint", ckpt, "--templates", "nope", "--quick"]);
+    assert.equal(badSet.code, 1);
+    assert.match(badSet.err[badSet.err.length - 1], /^cliplab audit: loadTemplateSet: unknown template set "nope"; valid sets: .*imagenet7/);
   });
 
   it("bad arguments exit 2 with one error line and the usage; a missing checkpoint exits 1", async () => {
@@ -57,6 +134,7 @@ describe("cliplab audit robustness", () => {
     assert.match(missing.err[missing.err.length - 1], /^cliplab audit: .*nope\.safetensors/);
     const help = await run(["audit", "--help"]);
     assert.equal(help.code, 0);
-    assert.match(help.out.join("\n"), /robustness .*\n +usage: cliplab audit robustness --checkpoint FILE/);
+    assert.match(help.out.join("\n"), /robustness .*\n +usage: cliplab audit robustness --checkpoint FILE \[--data /);
+    assert.match(help.out.join("\n"), /L2 budgets are given for a 3x32x32 input \(3072 values, RobustBench's CIFAR-10 convention\) and applied as eps \* sqrt\(S\*S\*3 \/ 3072\)/);
   });
 });

@@ -3,13 +3,19 @@
  * PGD (https://arxiv.org/abs/1706.06083) at every budget of both norms, the "more steps" PGD runs,
  * targeted PGD towards a random wrong class, adversarial examples for the report, and the sanity
  * checks over the results (see audit.ts for what they mean).
+ *
+ * Images are attacked a batch at a time, straight from the prepared set: the batched encoder asks
+ * for each batch's pixels, which are the attack's output (normalised), so only one batch of
+ * adversarial images exists at a time. L2 budgets are applied scaled to the input size
+ * (budgets.ts); rows report the nominal and the applied budget.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { ZeroShotModel } from "../../eval/zero_shot";
-import { mixSeed } from "../../data/batcher";
-import { Random } from "../../util/random";
-import { AttackNorm, fgsm, pgd } from "./attacks";
-import { zeroShotLoss } from "./objective";
+import { preparedBatch01, type PreparedSet } from "../../data/prepared";
+import { Random, mixSeed } from "../../util/random";
+import { AttackNorm, fgsm, perturbationNorms, pgd } from "./attacks";
+import { appliedEps } from "./budgets";
+import { zeroShotLoss, type Normalisation, type ObjectiveModel } from "./objective";
+import { previewPixels } from "./preview";
 import type { AdversarialExample, AttackRow, ResolvedAuditOptions, RobustnessResult, SanityCheck, SanityChecks, TargetedRow, TopCaption } from "./types";
 
 export function mean(xs: number[]): number {
@@ -28,21 +34,34 @@ function upperMedian<T>(xs: T[]): T {
 
 export type Classify = (emb: tf.Tensor2D, classes: Int32Array) => { pred: Int32Array; cos: Float32Array; probs: Float32Array };
 
-export function runAttacks(
-  o: ResolvedAuditOptions,
-  model: ZeroShotModel,
-  weights: tf.Tensor2D,
-  source: tf.Tensor4D,
-  allLabels: Int32Array,
-  m: number,
-  numClasses: number,
-  embed: (x: tf.Tensor4D) => tf.Tensor2D,
-  classify: Classify,
-  caption: (c: number) => string,
-  classNames: string[],
-): Pick<RobustnessResult, "attackClean" | "attacks" | "moreStepsAttacks" | "targetedAttacks" | "sanity" | "examples"> {
-  const labels = allLabels.slice(0, m);
-  const x0 = tf.slice(source, [0, 0, 0, 0], [m, -1, -1, -1]) as tf.Tensor4D; // [m, h, w, 1]
+/** An attack's predictions on the adversarial images, and the largest perturbation it made. */
+type Evaluated = ReturnType<Classify> & { perturbation: { maxLinf: number; maxL2: number } };
+
+export interface AttackContext {
+  o: ResolvedAuditOptions;
+  model: ObjectiveModel;
+  /** Unit class embeddings [C, D]. */
+  weights: tf.Tensor2D;
+  norm: Normalisation;
+  /** The audited images; the first `labels.length` are attacked. */
+  set: PreparedSet;
+  labels: Int32Array;
+  numClasses: number;
+  classNames: string[];
+  /** The short caption of a class (the first template), for the examples' top captions. */
+  caption: (c: number) => string;
+  /** Values per input (S * S * 3), for the L2 budgets. */
+  inputValues: number;
+  /** Images per attack batch. */
+  batchSize: number;
+  classify: Classify;
+  /** Unit features [k, D] of k images whose [0, 1] pixels `batch01` gives, encoded `batchSize` at a time. */
+  embed: (k: number, batch01: (start: number, end: number) => tf.Tensor4D, batchSize: number) => tf.Tensor2D;
+}
+
+export function runAttacks(ctx: AttackContext): Pick<RobustnessResult, "attackClean" | "attacks" | "moreStepsAttacks" | "targetedAttacks" | "sanity" | "examples"> {
+  const { o, model, weights, norm, set, labels, numClasses, classNames, classify } = ctx;
+  const m = labels.length;
   const targetRng = new Random(mixSeed(o.seed, 11));
   const targets = Int32Array.from(labels, (y) => (y + 1 + targetRng.int(numClasses - 1)) % numClasses);
   const grids: [AttackNorm, number[]][] = [
@@ -56,8 +75,10 @@ export function runAttacks(
     grids.reduce((k, [, g]) => k + 2 * g.length + (o.targeted ? nonZero(g).length : 0), 0) + moreStepsEps.size;
   let done = 0;
   const progress = (label: string) => o.onProgress?.({ phase: "attacks", done: ++done, total: runs, label });
+  const clean01 = (s: number, e: number) => preparedBatch01(set, s, e);
 
-  const cleanEmb = embed(x0);
+  // Clean features of the attacked images, in the attack batches (so eps = 0 reproduces them exactly).
+  const cleanEmb = ctx.embed(m, clean01, ctx.batchSize); // [m, D]
   const clean = classify(cleanEmb, labels);
   const cleanTarget = classify(cleanEmb, targets);
   cleanEmb.dispose();
@@ -66,47 +87,45 @@ export function runAttacks(
   const cleanTop1 = nCorrect / m;
   const cleanCos = mean(Array.from(clean.cos));
   const top = (probs: Float32Array, i: number): TopCaption[] =>
-    Array.from({ length: numClasses }, (_, c) => ({ caption: caption(c), probability: probs[i * numClasses + c] }))
+    Array.from({ length: numClasses }, (_, c) => ({ caption: ctx.caption(c), probability: probs[i * numClasses + c] }))
       .sort((a, b) => b.probability - a.probability)
       .slice(0, 3);
   const exampleIdx = cleanCorrect.map((ok, i) => (ok ? i : -1)).filter((i) => i >= 0).slice(0, o.examples);
   const examples: AdversarialExample[] = [];
 
-  /** Attacks all m images batch by batch with `make`, then classifies the adversarial images. */
+  /**
+   * Attacks all m images batch by batch with `make` (the batch's [0, 1] pixels and its start),
+   * encodes each adversarial batch as it is made, then classifies them against `classes`.
+   * `keep` sees every adversarial batch with its clean pixels before it is freed.
+   */
   const evaluate = (
     make: (x: tf.Tensor4D, start: number) => tf.Tensor4D,
     classes: Int32Array,
-    keep?: (adv: tf.Tensor4D) => void,
-  ): { pred: Int32Array; cos: Float32Array; probs: Float32Array } => {
-    const parts: tf.Tensor4D[] = [];
-    try {
-      for (let s = 0; s < m; s += o.batchSize) {
-        const size = Math.min(o.batchSize, m - s);
-        const x = tf.slice(x0, [s, 0, 0, 0], [size, -1, -1, -1]) as tf.Tensor4D;
-        try {
-          parts.push(make(x, s));
-        } finally {
-          x.dispose();
-        }
-      }
-      const adv = tf.concat(parts, 0) as tf.Tensor4D; // [m, h, w, 1]
+    keep?: (x: tf.Tensor4D, adv: tf.Tensor4D, start: number) => void,
+  ): Evaluated => {
+    const perturbation = { maxLinf: 0, maxL2: 0 };
+    const adversarial01 = (s: number, e: number): tf.Tensor4D => {
+      const x = clean01(s, e); // [b, S, S, 3]
       try {
-        keep?.(adv);
-        const emb = embed(adv);
-        try {
-          return classify(emb, classes);
-        } finally {
-          emb.dispose();
-        }
+        const adv = make(x, s); // [b, S, S, 3]
+        keep?.(x, adv, s);
+        const size = perturbationNorms(x, adv);
+        for (const v of size.linf) perturbation.maxLinf = Math.max(perturbation.maxLinf, v);
+        for (const v of size.l2) perturbation.maxL2 = Math.max(perturbation.maxL2, v);
+        return adv;
       } finally {
-        adv.dispose();
+        x.dispose();
       }
+    };
+    const emb = ctx.embed(m, adversarial01, ctx.batchSize); // [m, D]
+    try {
+      return { ...classify(emb, classes), perturbation };
     } finally {
-      tf.dispose(parts);
+      emb.dispose();
     }
   };
 
-  const row = (attack: "fgsm" | "pgd", norm: AttackNorm, eps: number, steps: number, res: { pred: Int32Array; cos: Float32Array }): AttackRow => {
+  const row = (attack: "fgsm" | "pgd", norm: AttackNorm, eps: number, steps: number, res: Evaluated): AttackRow => {
     let hits = 0;
     let flipped = 0;
     for (let i = 0; i < m; i++) {
@@ -114,104 +133,125 @@ export function runAttacks(
       else if (cleanCorrect[i]) flipped++;
     }
     const cos = mean(Array.from(res.cos));
-    return { attack, norm, eps, steps, top1: hits / m, successRate: nCorrect ? flipped / nCorrect : 0, matchCosine: cos, cosineDrop: cleanCos - cos };
+    return {
+      attack,
+      norm,
+      eps,
+      appliedEps: appliedEps(norm, eps, ctx.inputValues),
+      steps,
+      top1: hits / m,
+      successRate: nCorrect ? flipped / nCorrect : 0,
+      matchCosine: cos,
+      cosineDrop: cleanCos - cos,
+      perturbation: res.perturbation,
+    };
   };
 
   const attacks: AttackRow[] = [];
   const moreStepsAttacks: AttackRow[] = [];
   const targetedAttacks: TargetedRow[] = [];
-  try {
-    grids.forEach(([norm, grid], gi) => {
-      grid.forEach((eps, ei) => {
-        const lossFor = (start: number, size: number) => zeroShotLoss(model, weights, labels.subarray(start, start + size));
-        const f = evaluate((x, s) => fgsm(lossFor(s, x.shape[0]), x, { eps, norm }), labels);
-        attacks.push(row("fgsm", norm, eps, 1, f));
-        progress(`fgsm ${norm} eps=${eps.toPrecision(3)}`);
-        const pgdRun = (steps: number, keep?: (adv: tf.Tensor4D) => void) =>
-          evaluate(
-            (x, s) =>
-              pgd(lossFor(s, x.shape[0]), x, {
-                eps,
-                norm,
-                steps,
-                stepSize: (o.stepSizeFactor * eps) / steps,
-                randomStart: true,
-                seed: mixSeed(o.seed, gi, ei, steps, s),
-              }),
-            labels,
-            keep,
-          );
-        const keepExamples =
-          norm === "linf" && eps === exampleEps && exampleIdx.length
-            ? (adv: tf.Tensor4D) => {
-                const orig = x0.arraySync();
-                const advValues = adv.arraySync();
-                const picked = tf.gather(adv, exampleIdx) as tf.Tensor4D; // [k, h, w, 1]
-                const emb = embed(picked);
-                const res = classify(emb, Int32Array.from(exampleIdx, (i) => labels[i]));
-                tf.dispose([picked, emb]);
-                exampleIdx.forEach((i, k) => {
-                  examples.push({
-                    index: i,
-                    label: labels[i],
-                    className: classNames[labels[i]],
-                    attack: "pgd",
-                    norm,
-                    eps,
-                    height: x0.shape[1],
-                    width: x0.shape[2],
-                    channels: x0.shape[3],
-                    original: orig[i].flat(2),
-                    adversarial: advValues[i].flat(2),
-                    cleanTop: top(clean.probs, i),
-                    adversarialTop: top(res.probs, k),
-                  });
-                });
+  const lossFor = (start: number, size: number, targeted = false) =>
+    zeroShotLoss(model, weights, labels.subarray(start, start + size), { norm, ...(targeted ? { targets: targets.subarray(start, start + size) } : {}) });
+  grids.forEach(([normName, grid], gi) => {
+    grid.forEach((eps, ei) => {
+      const budget = appliedEps(normName, eps, ctx.inputValues);
+      const f = evaluate((x, s) => fgsm(lossFor(s, x.shape[0]), x, { eps: budget, norm: normName }), labels);
+      attacks.push(row("fgsm", normName, eps, 1, f));
+      progress(`fgsm ${normName} eps=${eps.toPrecision(3)}`);
+      const pgdRun = (steps: number, keep?: (x: tf.Tensor4D, adv: tf.Tensor4D, start: number) => void) =>
+        evaluate(
+          (x, s) =>
+            pgd(lossFor(s, x.shape[0]), x, {
+              eps: budget,
+              norm: normName,
+              steps,
+              stepSize: (o.stepSizeFactor * budget) / steps,
+              randomStart: true,
+              seed: mixSeed(o.seed, gi, ei, steps, s),
+            }),
+          labels,
+          keep,
+        );
+      // The examples' pixels, gathered from the batches that hold them.
+      const kept = new Map<number, { original: number[]; adversarial: number[]; height: number; width: number }>();
+      const keepExamples =
+        normName === "linf" && eps === exampleEps && exampleIdx.length
+          ? (x: tf.Tensor4D, adv: tf.Tensor4D, s: number) => {
+              const [b, h, w, c] = x.shape;
+              const mine = exampleIdx.filter((i) => i >= s && i < s + b);
+              if (!mine.length) return;
+              const xv = x.dataSync();
+              const av = adv.dataSync();
+              const per = h * w * c;
+              for (const i of mine) {
+                const k = i - s;
+                const orig = previewPixels(xv.subarray(k * per, (k + 1) * per), h, w, c);
+                const advShown = previewPixels(av.subarray(k * per, (k + 1) * per), h, w, c);
+                kept.set(i, { original: orig.pixels, adversarial: advShown.pixels, height: orig.height, width: orig.width });
               }
-            : undefined;
-        const p = pgdRun(o.pgdSteps, keepExamples);
-        attacks.push(row("pgd", norm, eps, o.pgdSteps, p));
-        progress(`pgd ${norm} eps=${eps.toPrecision(3)}`);
-        if (moreStepsEps.get(norm) === eps) {
-          moreStepsAttacks.push(row("pgd", norm, eps, o.moreSteps, pgdRun(o.moreSteps)));
-          progress(`pgd ${norm} eps=${eps.toPrecision(3)} ${o.moreSteps} steps`);
+            }
+          : undefined;
+      const p = pgdRun(o.pgdSteps, keepExamples);
+      for (const i of exampleIdx) {
+        const px = kept.get(i);
+        if (!px) continue;
+        examples.push({
+          index: i,
+          key: set.keys[i],
+          label: labels[i],
+          className: classNames[labels[i]],
+          attack: "pgd",
+          norm: normName,
+          eps,
+          height: px.height,
+          width: px.width,
+          channels: 3,
+          original: px.original,
+          adversarial: px.adversarial,
+          cleanTop: top(clean.probs, i),
+          adversarialTop: top(p.probs, i),
+        });
+      }
+      attacks.push(row("pgd", normName, eps, o.pgdSteps, p));
+      progress(`pgd ${normName} eps=${eps.toPrecision(3)}`);
+      if (moreStepsEps.get(normName) === eps) {
+        moreStepsAttacks.push(row("pgd", normName, eps, o.moreSteps, pgdRun(o.moreSteps)));
+        progress(`pgd ${normName} eps=${eps.toPrecision(3)} ${o.moreSteps} steps`);
+      }
+      if (o.targeted && eps > 0) {
+        const t = evaluate(
+          (x, s) =>
+            pgd(lossFor(s, x.shape[0], true), x, {
+              eps: budget,
+              norm: normName,
+              steps: o.pgdSteps,
+              stepSize: (o.stepSizeFactor * budget) / o.pgdSteps,
+              randomStart: true,
+              seed: mixSeed(o.seed, gi, ei, o.pgdSteps, s, 1),
+            }),
+          targets,
+        );
+        let success = 0;
+        let hits = 0;
+        for (let i = 0; i < m; i++) {
+          if (t.pred[i] === targets[i]) success++;
+          if (t.pred[i] === labels[i]) hits++;
         }
-        if (o.targeted && eps > 0) {
-          const t = evaluate(
-            (x, s) =>
-              pgd(zeroShotLoss(model, weights, labels.subarray(s, s + x.shape[0]), { targets: targets.subarray(s, s + x.shape[0]) }), x, {
-                eps,
-                norm,
-                steps: o.pgdSteps,
-                stepSize: (o.stepSizeFactor * eps) / o.pgdSteps,
-                randomStart: true,
-                seed: mixSeed(o.seed, gi, ei, o.pgdSteps, s, 1),
-              }),
-            targets,
-          );
-          let success = 0;
-          let hits = 0;
-          for (let i = 0; i < m; i++) {
-            if (t.pred[i] === targets[i]) success++;
-            if (t.pred[i] === labels[i]) hits++;
-          }
-          targetedAttacks.push({
-            attack: "pgd",
-            norm,
-            eps,
-            steps: o.pgdSteps,
-            successRate: success / m,
-            targetCosine: mean(Array.from(t.cos)),
-            cleanTargetCosine: mean(Array.from(cleanTarget.cos)),
-            top1: hits / m,
-          });
-          progress(`targeted pgd ${norm} eps=${eps.toPrecision(3)}`);
-        }
-      });
+        targetedAttacks.push({
+          attack: "pgd",
+          norm: normName,
+          eps,
+          appliedEps: budget,
+          steps: o.pgdSteps,
+          successRate: success / m,
+          targetCosine: mean(Array.from(t.cos)),
+          cleanTargetCosine: mean(Array.from(cleanTarget.cos)),
+          top1: hits / m,
+        });
+        progress(`targeted pgd ${normName} eps=${eps.toPrecision(3)}`);
+      }
     });
-  } finally {
-    x0.dispose();
-  }
+  });
   return {
     attackClean: { top1: cleanTop1, matchCosine: cleanCos, n: m },
     attacks,

@@ -1,16 +1,24 @@
 /**
- * The robustness audit of a CLIP's zero-shot classifier on labelled grey images (Fashion-MNIST):
+ * The robustness audit of a CLIP's zero-shot classifier on any labelled dataset (an image folder,
+ * a CSV, WebDataset shards, Parquet, Fashion-MNIST), at the model's input resolution:
  *
+ * 0. The first `limit` items are read through the data pipeline (`prepareSet`: decoded, brought
+ *    to the model's input by its transform, RGB) and divided by 255: x in [0, 1], [n, S, S, 3].
+ *    Everything below acts on x, with the transform's mean/std normalisation inside the
+ *    differentiated path (objective.ts). Class names and templates come from the options, else
+ *    the dataset (classes.ts); each image is paired with its own captions, or one generated for
+ *    it (seeded), for the caption cosine and retrieval.
  * 1. Natural corruptions (ImageNet-C style, https://arxiv.org/abs/1903.12261; see corruptions.ts)
  *    at severities 1-5: zero-shot top-1, the mean cosine of matching image-text pairs (image vs its
  *    class embedding, the ensemble of the evaluation prompts; and image vs its own caption), and
  *    image<->caption Recall@1, plus the means over all corruption x severity cells and their ratio
  *    to the clean value (ImageNet-C's "relative" view).
  * 2. Adversarial attacks (FGSM https://arxiv.org/abs/1412.6572, PGD https://arxiv.org/abs/1706.06083;
- *    see attacks.ts) under L-inf and L2 budgets in [0, 1] pixel space of the grey image, with the
- *    padding and CLIP normalisation inside the differentiated path (objective.ts): robust top-1 and
- *    attack success (the fraction of correctly classified images that the attack flips) per eps,
- *    the drop of the matching-pair cosine, and targeted PGD towards a random wrong class prompt.
+ *    see attacks.ts) under L-inf and L2 budgets on x: robust top-1 and attack success (the
+ *    fraction of correctly classified images that the attack flips) per eps, the drop of the
+ *    matching-pair cosine, and targeted PGD towards a random wrong class prompt. L-inf budgets are
+ *    per pixel value; L2 budgets are given for a 3x32x32 input (3072 values, RobustBench's CIFAR-10
+ *    convention) and applied as eps * sqrt(S*S*3 / 3072) (budgets.ts); rows carry both.
  * 3. Sanity checks, reported with the numbers they come from:
  *    - eps = 0 gives exactly the clean accuracy (both attacks, both norms);
  *    - PGD is at least as strong as FGSM at every eps (within `tolerance`);
@@ -19,27 +27,35 @@
  *    A failed check is reported, never thrown: it says the attack is too weak (gradient masking, a
  *    bad step size) and the robust numbers are then upper bounds.
  *
- * The result is a plain JSON-safe object (numbers, strings, arrays): `robustnessSection` turns it
- * into a report section, the CLI writes it next to an Arrow table of its rows.
- * Randomness (corruptions, random starts, targets, retrieval captions) is seeded by `seed`.
+ * Images and texts are encoded by the batched encoder (src/eval/encode.ts). The result is a plain
+ * JSON-safe object: `robustnessSection` turns it into a report section, the CLI writes it next to
+ * an Arrow table of its rows. Randomness (corruptions, random starts, targets, generated
+ * captions) is seeded by `seed`.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { ZeroShotModel } from "../../eval/zero_shot";
 import { zeroShotClassifier } from "../../eval/zero_shot";
+import { encodePixels, encodeTexts } from "../../eval/encode";
 import { retrievalMetrics } from "../../eval/retrieval";
-import { CaptionSet, imageAttributes } from "../../data/captions";
-import { checkLabelledImages, type LabelledImages } from "../../data/fashion_mnist";
-import { mixSeed } from "../../data/batcher";
-import { tokenize } from "../../text/tokenize";
-import { Random } from "../../util/random";
+import { templateCaptioner } from "../../data/captioner";
+import type { Dataset } from "../../data/dataset";
+import { preparedBatch01, type PreparedSet } from "../../data/prepared";
+import type { ClipConfig } from "../../model/config";
 import { checkCorruptionName, checkSeverity, corrupt, listCorruptions, type Severity } from "./corruptions";
 import { checkEps } from "./attacks";
-import { unitImageEmbeddings } from "./objective";
+import { toModelInput, type Normalisation } from "./objective";
 import { mean, median, runAttacks } from "./attack_suite";
+import { L2_REFERENCE_VALUES, attackBatchSize, l2Scale } from "./budgets";
+import { checkLabelledDataset, resolveClassPrompts } from "./classes";
+import { previewPixels } from "./preview";
+import { readLabelledSet } from "./read";
 import type { CorruptionPreview, CorruptionRow, CorruptionSummary, ImageSetMetrics, ResolvedAuditOptions, RobustnessAuditOptions, RobustnessResult } from "./types";
 
 export type * from "./types";
 export { sanityChecks } from "./attack_suite";
+
+/** What the audit needs of a model: a zero-shot CLIP with its config (`Clip` satisfies it). */
+export type AuditModel = ZeroShotModel & { readonly config: ClipConfig };
 
 export const ROBUSTNESS_DEFAULTS = {
   limit: 1000,
@@ -51,14 +67,17 @@ export const ROBUSTNESS_DEFAULTS = {
   stepSizeFactor: 2.5,
   targeted: true,
   examples: 4,
-  batchSize: 250,
   seed: 0,
   tolerance: 0.005,
+  skipBadImages: false,
 };
+
+/** Images of the retrieval measures (the first ones). */
+const RETRIEVAL_IMAGES = 1000;
 
 const OPTION_KEYS = [
   "limit", "attackLimit", "corruptions", "severities", "linfEps", "l2Eps", "pgdSteps", "moreSteps", "stepSizeFactor",
-  "targeted", "examples", "batchSize", "seed", "tolerance", "captions", "onProgress",
+  "targeted", "examples", "batchSize", "seed", "tolerance", "classNames", "templates", "skipBadImages", "onSkip", "onProgress",
 ];
 
 function show(v: unknown): string {
@@ -76,6 +95,11 @@ function epsGrid(name: string, v: unknown): number[] {
   return [...new Set([0, ...grid])].sort((a, b) => a - b);
 }
 
+function stringList(name: string, v: unknown): readonly string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw new TypeError(`auditRobustness: ${name} must be an array of strings, got ${show(v)}`);
+  return v;
+}
 
 /** Defaults filled in and every option checked; one-line errors naming the option. */
 export function resolveAuditOptions(input: RobustnessAuditOptions = {}): ResolvedAuditOptions {
@@ -106,7 +130,11 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
   if (typeof examples !== "number" || !Number.isInteger(examples) || examples < 0) throw new RangeError(`auditRobustness: examples must be an integer >= 0, got ${show(examples)}`);
   const targeted = input.targeted ?? d.targeted;
   if (typeof targeted !== "boolean") throw new TypeError(`auditRobustness: targeted must be true or false, got ${show(targeted)}`);
-  if (input.onProgress !== undefined && typeof input.onProgress !== "function") throw new TypeError("auditRobustness: onProgress must be a function");
+  const skipBadImages = input.skipBadImages ?? d.skipBadImages;
+  if (typeof skipBadImages !== "boolean") throw new TypeError(`auditRobustness: skipBadImages must be true or false, got ${show(skipBadImages)}`);
+  for (const k of ["onProgress", "onSkip"] as const) {
+    if (input[k] !== undefined && typeof input[k] !== "function") throw new TypeError(`auditRobustness: ${k} must be a function`);
+  }
   return {
     limit: positiveInt("limit", input.limit ?? d.limit),
     attackLimit: positiveInt("attackLimit", input.attackLimit ?? d.attackLimit),
@@ -119,21 +147,15 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
     stepSizeFactor,
     targeted,
     examples,
-    batchSize: positiveInt("batchSize", input.batchSize ?? d.batchSize),
+    batchSize: input.batchSize === undefined ? undefined : positiveInt("batchSize", input.batchSize),
     seed,
     tolerance,
-    captions: input.captions ?? CaptionSet.load(),
+    classNames: stringList("classNames", input.classNames),
+    templates: stringList("templates", input.templates),
+    skipBadImages,
+    onSkip: input.onSkip,
     onProgress: input.onProgress,
   };
-}
-
-/** Grey images [start, end) of a split as [n, h, w, 1] in [0, 1]. */
-export function greyImages01(data: LabelledImages, start: number, end: number): tf.Tensor4D {
-  const { height: h, width: w } = data;
-  const values = new Float32Array((end - start) * h * w);
-  const src = data.images.subarray(start * h * w, end * h * w);
-  for (let i = 0; i < values.length; i++) values[i] = src[i] / 255;
-  return tf.tensor4d(values, [end - start, h, w, 1], "float32");
 }
 
 /** Index of the first maximum of each row of a [rows, c] array. */
@@ -147,65 +169,100 @@ function argmaxRows(values: ArrayLike<number>, rows: number, c: number): Int32Ar
   return out;
 }
 
+/** [0, 1] pixels of images [start, end) of a batch source. */
+export type Batch01 = (start: number, end: number) => tf.Tensor4D;
+
 /**
- * Runs the whole audit on `model` and the first `limit` images of `test` (a labelled grey split,
- * e.g. `loadFashionMnist("test")`). The model is only read: its weights are never changed.
+ * Unit image features of `k` images, `batch01(start, end)` giving their [0, 1] pixels, through
+ * the batched encoder with the normalisation `norm`; [k, D] (the caller disposes it).
  */
-export function auditRobustness(model: ZeroShotModel, test: LabelledImages, options: RobustnessAuditOptions = {}): RobustnessResult {
+export function embedImages01(model: AuditModel, norm: Normalisation, k: number, batch01: Batch01, batchSize?: number): tf.Tensor2D {
+  const f = encodePixels(
+    model,
+    (s, e) => {
+      const x = batch01(s, e); // [b, S, S, 3]
+      try {
+        return toModelInput(x, norm); // [b, S, S, 3]
+      } finally {
+        x.dispose();
+      }
+    },
+    k,
+    { normalize: true, batchSize },
+  );
+  return tf.tensor2d(f.values, [f.n, f.dim], "float32"); // [k, D]
+}
+
+/**
+ * Runs the whole audit on `model` and the first `limit` items of `data` (a labelled Dataset:
+ * `openDataset("fashion-mnist")`, `openDataset("imagefolder:photos")`, ...). The model is only
+ * read: its weights are never changed.
+ */
+export async function auditRobustness(model: AuditModel, data: Dataset, options: RobustnessAuditOptions = {}): Promise<RobustnessResult> {
+  const fn = "auditRobustness";
   const o = resolveAuditOptions(options);
-  checkLabelledImages(test, "auditRobustness: test");
+  const ds = checkLabelledDataset(fn, data);
+  const prompts = resolveClassPrompts(ds, o, fn);
   const t0 = performance.now();
-  const captions = o.captions;
-  if (captions.numClasses !== test.classNames.length) {
-    throw new RangeError(`auditRobustness: the caption set has ${captions.numClasses} classes, the data ${test.classNames.length}`);
-  }
-  const n = Math.min(o.limit, test.count);
+  const { set, transform, skipped } = await readLabelledSet(
+    ds,
+    model.config,
+    prompts.classNames.length,
+    {
+      limit: o.limit,
+      skipBadImages: o.skipBadImages,
+      onSkip: o.onSkip,
+      captionSeed: o.seed,
+      fallbackCaptioner: templateCaptioner(prompts.classNames, prompts.trainTemplates),
+    },
+    fn,
+  );
+  const tRead = performance.now();
+  const result = auditPrepared(model, set, o, prompts.classNames, prompts.templates, { mean: transform.mean, std: transform.std });
+  return {
+    ...result,
+    config: { dataset: ds.spec, datasetName: ds.name, ...result.config, resizeMode: transform.resizeMode },
+    skipped: skipped.length,
+    skippedItems: skipped,
+    seconds: { ...result.seconds, read: (tRead - t0) / 1000, total: result.seconds.total + (tRead - t0) / 1000 },
+  };
+}
+
+type PreparedResult = Omit<RobustnessResult, "config" | "skipped" | "skippedItems"> & {
+  config: Omit<RobustnessResult["config"], "dataset" | "datasetName" | "resizeMode">;
+};
+
+/** The audit proper, on images already read (synchronous: every tensor is freed before it returns). */
+function auditPrepared(model: AuditModel, set: PreparedSet, o: ResolvedAuditOptions, classNames: string[], templates: string[], norm: Normalisation): PreparedResult {
+  const t0 = performance.now();
+  const n = set.n;
   const m = Math.min(o.attackLimit, n);
-  const r = Math.min(n, 1000);
-  const { height: h, width: w } = test;
-  const labels = Int32Array.from(test.labels.subarray(0, n));
-  const numClasses = captions.numClasses;
-  const imageSize = model.config.vision_cfg.image_size;
-  const ctx = model.config.text_cfg.context_length;
-  const tokenizer = (texts: string[]) => tokenize(texts, { contextLength: ctx, truncate: true });
-  const classNames = captions.spec.classes.map((c) => c.canonical);
-  const templates = captions.spec.evalTemplates;
+  const r = Math.min(n, RETRIEVAL_IMAGES);
+  const S = set.size;
+  const inputValues = S * S * 3;
+  const scale = l2Scale(inputValues);
+  const labels = Int32Array.from(set.labels);
+  const numClasses = classNames.length;
   const shortCaption = (c: number) => templates[0].split("{}").join(classNames[c]);
 
-  const classifier = zeroShotClassifier(model, classNames, templates, { tokenizer });
+  const classifier = zeroShotClassifier(model, classNames, templates);
   const weights = tf.keep(tf.clone(classifier.weights)); // [C, D]
   classifier.dispose();
-  // One caption per retrieval image, drawn as in training (seeded); encoded once.
-  const rng = new Random(mixSeed(o.seed, 7));
+  // The retrieval images' captions (their own, or one generated each), encoded once.
   const texts: string[] = [];
-  for (let i = 0; i < r; i++) texts.push(captions.captionForTraining(labels[i], imageAttributes(test.images, h, w, i * h * w), rng));
-  const captionEmb = tf.tidy(() => {
-    const parts: tf.Tensor2D[] = [];
-    for (let s = 0; s < r; s += o.batchSize) {
-      const f = model.encodeText(tokenizer(texts.slice(s, s + o.batchSize))); // [b, D]
-      parts.push(tf.div(f, tf.norm(f, 2, 1, true)) as tf.Tensor2D);
+  const owner: number[] = [];
+  for (let i = 0; i < r; i++) {
+    for (const c of set.captions[i]) {
+      texts.push(c);
+      owner.push(i);
     }
-    return tf.concat(parts, 0) as tf.Tensor2D; // [r, D]
-  });
-  const source = greyImages01(test, 0, n); // [n, h, w, 1]
+  }
+  const captionFeatures = encodeTexts(model, texts, { normalize: true });
+  const captionEmb = tf.tensor2d(captionFeatures.values, [captionFeatures.n, captionFeatures.dim], "float32"); // [T, D]
+  const captionOwner = Int32Array.from(owner);
+  const clean01: Batch01 = (s, e) => preparedBatch01(set, s, e);
 
-  /** Unit image embeddings of `images01` [k, h, w, 1], encoded batchSize at a time, [k, D]. */
-  const embed = (images01: tf.Tensor4D): tf.Tensor2D => {
-    const k = images01.shape[0];
-    const parts: tf.Tensor2D[] = [];
-    try {
-      for (let s = 0; s < k; s += o.batchSize) {
-        const size = Math.min(o.batchSize, k - s);
-        const part = tf.tidy(() => unitImageEmbeddings(model, tf.slice(images01, [s, 0, 0, 0], [size, -1, -1, -1])));
-        parts.push(part);
-      }
-      return tf.concat(parts, 0) as tf.Tensor2D;
-    } finally {
-      tf.dispose(parts);
-    }
-  };
-
-  /** Predictions and per-image cosines with `classes` (default the labels) of unit embeddings [k, D]. */
+  /** Predictions and per-image cosines with `classes` of unit embeddings [k, D]. */
   const classify = (emb: tf.Tensor2D, classes: Int32Array): { pred: Int32Array; cos: Float32Array; probs: Float32Array } => {
     const k = emb.shape[0];
     return tf.tidy(() => {
@@ -218,8 +275,8 @@ export function auditRobustness(model: ZeroShotModel, test: LabelledImages, opti
     });
   };
 
-  const measure = (images01: tf.Tensor4D): ImageSetMetrics => {
-    const emb = embed(images01); // [n, D]
+  const measure = (batch01: Batch01): ImageSetMetrics => {
+    const emb = embedImages01(model, norm, n, batch01, o.batchSize); // [n, D]
     try {
       const { pred, cos } = classify(emb, labels);
       let hits = 0;
@@ -228,8 +285,16 @@ export function auditRobustness(model: ZeroShotModel, test: LabelledImages, opti
       let captionCos: number;
       let ret;
       try {
-        captionCos = tf.tidy(() => tf.mean(tf.sum(tf.mul(head, captionEmb), 1)).dataSync()[0]); // mean of [r]
-        ret = retrievalMetrics(head, captionEmb, [1]);
+        // Cosine of each caption with its image, averaged per image, then over images.
+        const pair = tf.tidy(() => tf.sum(tf.mul(tf.gather(head, tf.tensor1d(captionOwner, "int32")), captionEmb), 1).dataSync()); // [T]
+        const sum = new Float64Array(r);
+        const count = new Float64Array(r);
+        pair.forEach((v, j) => {
+          sum[captionOwner[j]] += v;
+          count[captionOwner[j]]++;
+        });
+        captionCos = mean(Array.from(sum, (v, i) => v / count[i]));
+        ret = retrievalMetrics(head, captionEmb, [1], { textToImageTargets: captionOwner });
       } finally {
         head.dispose();
       }
@@ -247,28 +312,37 @@ export function auditRobustness(model: ZeroShotModel, test: LabelledImages, opti
 
   try {
     // 1. Clean and corrupted.
-    const clean = measure(source);
+    const clean = measure(clean01);
     o.onProgress?.({ phase: "clean", done: 1, total: 1, label: "clean" });
     const t1 = performance.now();
     const corruptions: CorruptionRow[] = [];
     const total = o.corruptions.length * o.severities.length;
     const previewSeverity = o.severities.includes(3) ? 3 : median(o.severities);
+    const first = tf.tidy(() => clean01(0, 1).dataSync()); // [1, S, S, 3]
+    const shown = previewPixels(first, S, S, 3);
     const preview: CorruptionPreview = {
       severity: previewSeverity,
-      height: h,
-      width: w,
-      channels: 1,
-      images: [{ name: "clean", pixels: Array.from(source.dataSync().subarray(0, h * w)) }],
+      key: set.keys[0],
+      height: shown.height,
+      width: shown.width,
+      channels: 3,
+      images: [{ name: "clean", pixels: shown.pixels }],
     };
     for (const name of o.corruptions) {
       for (const severity of o.severities) {
-        const corrupted = corrupt(source, name, severity, o.seed);
-        try {
-          corruptions.push({ name, severity, ...measure(corrupted) });
-          if (severity === previewSeverity) preview.images.push({ name, pixels: Array.from(corrupted.dataSync().subarray(0, h * w)) });
-        } finally {
-          corrupted.dispose();
-        }
+        const corrupted01: Batch01 = (s, e) => {
+          const x = clean01(s, e); // [b, S, S, 3]
+          try {
+            const y = corrupt(x, name, severity, o.seed, s); // [b, S, S, 3]
+            if (s === 0 && severity === previewSeverity) {
+              preview.images.push({ name, pixels: previewPixels(y.dataSync().subarray(0, inputValues), S, S, 3).pixels });
+            }
+            return y;
+          } finally {
+            x.dispose();
+          }
+        };
+        corruptions.push({ name, severity, ...measure(corrupted01) });
         o.onProgress?.({ phase: "corruptions", done: corruptions.length, total, label: `${name} ${severity}` });
       }
     }
@@ -276,18 +350,37 @@ export function auditRobustness(model: ZeroShotModel, test: LabelledImages, opti
     const t2 = performance.now();
 
     // 2. Attacks on the first m images.
-    const attack = runAttacks(o, model, weights, source, labels, m, numClasses, embed, classify, shortCaption, classNames);
+    const attack = runAttacks({
+      o,
+      model,
+      weights,
+      norm,
+      set,
+      labels: labels.slice(0, m),
+      numClasses,
+      classNames,
+      caption: shortCaption,
+      inputValues,
+      batchSize: attackBatchSize(model.config, o.batchSize),
+      classify,
+      embed: (k, batch01, batchSize) => embedImages01(model, norm, k, batch01, batchSize),
+    });
     const t3 = performance.now();
     return {
       config: {
         images: n,
         attackImages: m,
         retrievalImages: r,
-        imageSize,
+        retrievalCaptions: texts.length,
+        imageSize: S,
+        inputValues,
         corruptions: o.corruptions,
         severities: o.severities,
         linfEps: o.linfEps,
         l2Eps: o.l2Eps,
+        l2ReferenceValues: L2_REFERENCE_VALUES,
+        l2Scale: scale,
+        l2EpsApplied: o.l2Eps.map((e) => e * scale),
         pgdSteps: o.pgdSteps,
         moreSteps: o.moreSteps,
         stepSizeFactor: o.stepSizeFactor,
@@ -301,10 +394,10 @@ export function auditRobustness(model: ZeroShotModel, test: LabelledImages, opti
       corruptionSummary: summary,
       ...attack,
       corruptionPreview: preview,
-      seconds: { clean: (t1 - t0) / 1000, corruptions: (t2 - t1) / 1000, attacks: (t3 - t2) / 1000, total: (t3 - t0) / 1000 },
+      seconds: { read: 0, clean: (t1 - t0) / 1000, corruptions: (t2 - t1) / 1000, attacks: (t3 - t2) / 1000, total: (t3 - t0) / 1000 },
     };
   } finally {
-    tf.dispose([weights, captionEmb, source]);
+    tf.dispose([weights, captionEmb]);
   }
 }
 

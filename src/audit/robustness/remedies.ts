@@ -1,18 +1,20 @@
 /**
  * Remedies for the robustness audit, each measured before and after on the same audit:
  * - training-time augmentation: `trainClip({ ..., augment: ROBUSTNESS_AUGMENT })` (shift = random
- *   crop of a padded image, rotation, contrast jitter, gaussian noise; src/data/augment.ts), for
- *   the common corruptions (Hendrycks & Dietterich 2019, https://arxiv.org/abs/1903.12261);
+ *   crop of a padded image, rotation, contrast jitter, gaussian noise; src/data/augment.ts, which
+ *   augments Fashion-MNIST's grey 28 px images: the shift is in those pixels and the mirrored
+ *   classes are Fashion-MNIST's), for the common corruptions (Hendrycks & Dietterich 2019,
+ *   https://arxiv.org/abs/1903.12261);
  * - adversarial fine-tuning with TeCoA (Mao et al. 2023, https://arxiv.org/abs/2212.07016;
- *   tecoa.ts), for the attacks.
- * `compareRobustness` lines up two audit results made with the same settings; both clean and robust
- * accuracy are reported, since robustness usually costs clean accuracy.
+ *   tecoa.ts: any labelled dataset), for the attacks.
+ * `compareRobustness` lines up two audit results made with the same settings on the same data;
+ * both clean and robust accuracy are reported, since robustness usually costs clean accuracy.
  */
 import type { AugmentConfig } from "../../data/augment";
 import type { RobustnessResult } from "./audit";
 
 /**
- * Augmentation for robustness: shifts up to 3 px (a random crop of the zero-padded image), mirror
+ * Augmentation for robustness (Fashion-MNIST training): shifts up to 3 px (a random crop of the zero-padded image), mirror
  * images of the left-right symmetric classes, rotations up to 15 degrees, contrast factor in
  * [0.7, 1.3], gaussian noise with std 0.05 of the range.
  */
@@ -57,7 +59,7 @@ export function compareRobustness(
   labels: { before?: string; after?: string } = {},
 ): RemedyComparison {
   const fn = "compareRobustness";
-  for (const k of ["images", "attackImages", "pgdSteps", "seed"] as const) {
+  for (const k of ["dataset", "images", "attackImages", "imageSize", "pgdSteps", "seed"] as const) {
     if (before.config[k] !== after.config[k]) throw new RangeError(`${fn}: the audits differ in ${k} (${before.config[k]} vs ${after.config[k]}); run both with the same settings`);
   }
   for (const k of ["linfEps", "l2Eps", "corruptions", "severities"] as const) {

@@ -75,7 +75,7 @@ export function epsCurvesFigure(result: RobustnessResult): Figure {
       title: { text: `accuracy under attack (${result.config.attackImages} images, PGD ${result.config.pgdSteps} steps)` },
       grid: { rows: 1, columns: 2, pattern: "independent" },
       xaxis: { title: { text: "L-inf eps (x/255)" } },
-      xaxis2: { title: { text: "L2 eps (per image)" } },
+      xaxis2: { title: { text: `L2 eps (nominal, 3x32x32; applied x${+result.config.l2Scale.toFixed(3)})` } },
       yaxis: { title: { text: "fraction" }, range: [0, 1], tickformat: ".0%" },
       yaxis2: { range: [0, 1], tickformat: ".0%" },
     },
@@ -107,7 +107,7 @@ function exampleBlock(e: AdversarialExample): ImageBlock {
     kind: "image",
     ...mosaic([{ pixels: e.original }, { pixels: e.adversarial }, { pixels: delta }], e.height, e.width, channels),
     caption:
-      `test image ${e.index} (${e.className}); left: original, top captions ${top(e.cleanTop)}; ` +
+      `image ${e.index} ${e.key} (${e.className}); left: original, top captions ${top(e.cleanTop)}; ` +
       `middle: PGD ${e.norm} eps=${formatEps(e.norm, e.eps)}, top captions ${top(e.adversarialTop)}; right: the perturbation (grey = 0, black/white = -/+eps).`,
     scale: 4,
   };
@@ -137,7 +137,10 @@ export function robustnessSection(result: RobustnessResult, opts: RobustnessSect
       `Under PGD (${c.pgdSteps} steps, random start, first ${c.attackImages} images, clean ${pct(result.attackClean.top1)}): ` +
       pgdRows.map((a) => `${a.norm} eps=${formatEps(a.norm, a.eps)} ${pct(a.top1)}`).join(", ") +
       `.\n\nSanity checks (tolerance ${pct(s.tolerance)}): ${allPass ? "all pass" : "SOME FAIL - the robust accuracies are then upper bounds"}. ` +
-      `Attacks act on the grey [0, 1] pixels with CLIP's normalisation inside the differentiated path; prompts: ${c.templates.length} evaluation templates ensembled.`,
+      `Corruptions and attacks act on the model's input (${c.imageSize}x${c.imageSize} RGB, in [0, 1], from ${c.dataset}) with the normalisation inside the differentiated path; ` +
+      `L2 budgets are given for a 3x32x32 input and applied x${+c.l2Scale.toFixed(3)} (sqrt(${c.inputValues} / ${c.l2ReferenceValues})); ` +
+      `prompts: ${c.templates.length} evaluation template${c.templates.length === 1 ? "" : "s"} ensembled.` +
+      (result.skipped ? ` ${result.skipped} unreadable image${result.skipped === 1 ? " was" : "s were"} skipped.` : ""),
   });
 
   // Corruptions.
@@ -178,7 +181,7 @@ export function robustnessSection(result: RobustnessResult, opts: RobustnessSect
     blocks.push({
       kind: "image",
       ...mosaic(pv.images, pv.height, pv.width, pv.channels === 3 ? 3 : 1),
-      caption: `Test image 0 at severity ${pv.severity}, left to right: ${pv.images.map((i) => i.name).join(", ")}.`,
+      caption: `Image 0 (${pv.key}) at severity ${pv.severity}, left to right: ${pv.images.map((i) => i.name).join(", ")}.`,
       scale: 3,
     });
   }
@@ -186,8 +189,8 @@ export function robustnessSection(result: RobustnessResult, opts: RobustnessSect
   // Attacks.
   blocks.push({
     kind: "table",
-    columns: ["attack", "norm", "eps", "steps", "top-1", "attack success", "matching cosine", "cosine drop"],
-    rows: result.attacks.map((a) => [a.attack.toUpperCase(), a.norm, formatEps(a.norm, a.eps), a.steps, a.top1, a.successRate, a.matchCosine, a.cosineDrop]),
+    columns: ["attack", "norm", "eps", "applied eps", "steps", "top-1", "attack success", "matching cosine", "cosine drop"],
+    rows: result.attacks.map((a) => [a.attack.toUpperCase(), a.norm, formatEps(a.norm, a.eps), formatEps(a.norm, a.appliedEps), a.steps, a.top1, a.successRate, a.matchCosine, a.cosineDrop]),
     caption: `Untargeted attacks on the first ${c.attackImages} test images (clean top-1 ${pct(result.attackClean.top1)}). Attack success: the share of correctly classified images that the attack flips.`,
     digits: 3,
   });

@@ -9,23 +9,28 @@
  *   loss   = mean_b CE(exp(t) * n(encodeImage(x_adv)) @ W^T, y)  -> AdamW on the visual.* weights
  *
  * Only the image tower's trainable weights (`visual.*`) move; the text tower and the temperature
- * stay as they were. The prompts are the caption set's *training* templates, so the evaluation
- * templates of the audit stay unseen. Batches are seeded permutations of the training images
- * (epoch e's order from (seed, e)), and each step's PGD random start from (seed, step).
- * The model is changed in place; load a second copy to compare before and after.
+ * stay as they were. The prompts are the dataset's *training* templates (classes.ts: for
+ * Fashion-MNIST its caption set's, else the templates labelled sources' captions are made from),
+ * so the evaluation templates of the audit stay unseen. The training images are the first
+ * `trainLimit` items of a labelled dataset, read through the data pipeline at the model's input
+ * (x in [0, 1], [S, S, 3], what the audit attacks; L-inf budgets per value, L2 budgets given for a
+ * 3x32x32 input and scaled by sqrt(S*S*3 / 3072) as in the audit). Batches are seeded
+ * permutations of them (epoch e's order from (seed, e)), and each step's PGD random start from
+ * (seed, step). The model is changed in place; load a second copy to compare before and after.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Clip } from "../../model/clip";
 import { AdamW, clipGradNorm, decaysWeight } from "../../train/adamw";
 import { cosineLr } from "../../train/schedule";
 import { zeroShotClassifier } from "../../eval/zero_shot";
-import { CaptionSet } from "../../data/captions";
-import { checkLabelledImages, type LabelledImages } from "../../data/fashion_mnist";
-import { mixSeed } from "../../data/batcher";
-import { tokenize } from "../../text/tokenize";
-import { Random } from "../../util/random";
+import type { Dataset, SkippedItem } from "../../data/dataset";
+import { preparedBatch01, subsetPrepared } from "../../data/prepared";
+import { Random, mixSeed } from "../../util/random";
 import { AttackNorm, checkEps, checkNorm, pgd } from "./attacks";
+import { appliedEps } from "./budgets";
+import { checkLabelledDataset, resolveClassPrompts } from "./classes";
 import { zeroShotLoss, zeroShotLogits01 } from "./objective";
+import { readLabelledSet } from "./read";
 
 export interface TecoaOptions {
   /** Optimisation steps. */
@@ -38,7 +43,7 @@ export interface TecoaOptions {
   weightDecay: number;
   /** Global gradient-norm clip; null disables it. */
   gradClipNorm: number | null;
-  /** Training attack budget, [0, 1] pixel units. */
+  /** Training attack budget, [0, 1] pixel units (L2: for a 3x32x32 input, scaled to the model's). */
   eps: number;
   norm: AttackNorm;
   /** PGD steps per training batch (Mao et al. use 2). */
@@ -46,10 +51,14 @@ export interface TecoaOptions {
   /** PGD step size; default 2.5 * eps / attackSteps. */
   attackStepSize?: number;
   seed: number;
-  /** Prompt templates of the frozen classifier; default the caption set's training templates. */
+  /** Prompt templates of the frozen classifier; default the dataset's training templates. */
   templates?: string[];
-  /** Use only the first N training images. */
+  /** Class names in label order; default the dataset's (as the audit chooses them). */
+  classNames?: string[];
+  /** Use only the first N training images (all by default: they are held in memory at the model's size). */
   trainLimit?: number;
+  /** Go on past unreadable images (reported through `onSkip`, counted in the result). */
+  skipBadImages?: boolean;
 }
 
 export const TECOA_DEFAULTS: TecoaOptions = {
@@ -82,9 +91,12 @@ export interface TecoaResult {
   seconds: number;
   /** Names of the weights that were fine-tuned. */
   tuned: string[];
+  /** Training images used, and how many were skipped as unreadable. */
+  images: number;
+  skipped: number;
 }
 
-const KEYS = [...Object.keys(TECOA_DEFAULTS), "attackStepSize", "templates", "trainLimit"];
+const KEYS = [...Object.keys(TECOA_DEFAULTS), "attackStepSize", "templates", "classNames", "trainLimit", "skipBadImages"];
 
 function show(v: unknown): string {
   return JSON.stringify(v) ?? String(v);
@@ -114,40 +126,30 @@ export function resolveTecoaOptions(input: Partial<TecoaOptions> = {}): TecoaOpt
   }
   if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`${fn}: seed must be a non-negative integer, got ${show(o.seed)}`);
   if (o.trainLimit !== undefined && (!Number.isInteger(o.trainLimit) || o.trainLimit < 1)) throw new RangeError(`${fn}: trainLimit must be a positive integer, got ${show(o.trainLimit)}`);
+  if (o.skipBadImages !== undefined && typeof o.skipBadImages !== "boolean") throw new TypeError(`${fn}: skipBadImages must be true or false, got ${show(o.skipBadImages)}`);
   return o;
 }
 
-/** Grey images of `indices` as [k, h, w, 1] in [0, 1]. */
-function gatherGrey01(data: LabelledImages, indices: Int32Array): tf.Tensor4D {
-  const { height: h, width: w } = data;
-  const hw = h * w;
-  const values = new Float32Array(indices.length * hw);
-  indices.forEach((idx, b) => {
-    for (let i = 0; i < hw; i++) values[b * hw + i] = data.images[idx * hw + i] / 255;
-  });
-  return tf.tensor4d(values, [indices.length, h, w, 1], "float32");
-}
-
 /**
- * Fine-tunes `model`'s image tower in place with TeCoA on `train` (labelled grey images, e.g.
- * `loadFashionMnist("train")`). `onStep` reports every step.
+ * Fine-tunes `model`'s image tower in place with TeCoA on the first `trainLimit` items of `train`
+ * (a labelled Dataset, e.g. `openDataset("fashion-mnist", { split: "train" })`). `onStep` reports
+ * every step, `onSkip` every unreadable image left out under `skipBadImages`.
  */
-export function tecoaFineTune(
+export async function tecoaFineTune(
   model: Clip,
-  train: LabelledImages,
+  train: Dataset,
   options: Partial<TecoaOptions> = {},
-  callbacks: { onStep?: (s: TecoaStep & { totalSteps: number }) => void; captions?: CaptionSet } = {},
-): TecoaResult {
+  callbacks: { onStep?: (s: TecoaStep & { totalSteps: number }) => void; onSkip?: (item: SkippedItem) => void } = {},
+): Promise<TecoaResult> {
+  const fn = "tecoaFineTune";
   const o = resolveTecoaOptions(options);
-  checkLabelledImages(train, "tecoaFineTune: train");
-  const captions = callbacks.captions ?? CaptionSet.load();
-  const count = Math.min(o.trainLimit ?? train.count, train.count);
-  if (count < o.batchSize) throw new RangeError(`tecoaFineTune: ${count} training images make no batch of ${o.batchSize}`);
-  const classNames = captions.spec.classes.map((c) => c.canonical);
-  const ctx = model.config.text_cfg.context_length;
-  const clf = zeroShotClassifier(model, classNames, o.templates ?? captions.spec.trainTemplates, {
-    tokenizer: (texts) => tokenize(texts, { contextLength: ctx, truncate: true }),
-  });
+  const ds = checkLabelledDataset(fn, train);
+  const prompts = resolveClassPrompts(ds, { classNames: o.classNames, templates: o.templates }, fn);
+  const { set, skipped } = await readLabelledSet(ds, model.config, prompts.classNames.length, { limit: o.trainLimit, skipBadImages: o.skipBadImages, onSkip: callbacks.onSkip }, fn);
+  const count = set.n;
+  if (count < o.batchSize) throw new RangeError(`${fn}: ${count} training images make no batch of ${o.batchSize}`);
+  const budget = appliedEps(o.norm, o.eps, set.size * set.size * 3);
+  const clf = zeroShotClassifier(model, prompts.classNames, prompts.trainTemplates);
   const weights = tf.clone(clf.weights); // [C, D], frozen
   clf.dispose();
 
@@ -164,7 +166,7 @@ export function tecoaFineTune(
   });
   const schedule = { baseLr: o.lr, warmupSteps: Math.min(o.warmupSteps, o.steps), totalSteps: o.steps };
   const stepsPerEpoch = Math.floor(count / o.batchSize);
-  const stepSize = o.attackStepSize ?? (2.5 * o.eps) / o.attackSteps;
+  const stepSize = o.attackStepSize ?? (2.5 * budget) / o.attackSteps;
   const history: TecoaStep[] = [];
   let order: Int32Array | null = null;
   let orderEpoch = -1;
@@ -179,12 +181,12 @@ export function tecoaFineTune(
       }
       const start = (step % stepsPerEpoch) * o.batchSize;
       const indices = order!.subarray(start, start + o.batchSize);
-      const labels = Int32Array.from(indices, (i) => train.labels[i]);
-      const x = gatherGrey01(train, indices); // [B, h, w, 1]
+      const labels = Int32Array.from(indices, (i) => set.labels[i]);
+      const x = preparedBatch01(subsetPrepared(set, indices), 0, indices.length); // [B, S, S, 3]
       const lossFn = zeroShotLoss(model, weights, labels);
       let adv: tf.Tensor4D;
       try {
-        adv = pgd(lossFn, x, { eps: o.eps, norm: o.norm, steps: o.attackSteps, stepSize, randomStart: true, seed: mixSeed(o.seed, 2, step) });
+        adv = pgd(lossFn, x, { eps: budget, norm: o.norm, steps: o.attackSteps, stepSize, randomStart: true, seed: mixSeed(o.seed, 2, step) });
       } finally {
         x.dispose();
       }
@@ -223,5 +225,5 @@ export function tecoaFineTune(
     adamw.dispose();
     weights.dispose();
   }
-  return { steps: o.steps, history, seconds, tuned: specs.map((s) => s.name) };
+  return { steps: o.steps, history, seconds, tuned: specs.map((s) => s.name), images: count, skipped: skipped.length };
 }

@@ -2,13 +2,18 @@
  * Options and result types of the robustness audit (audit.ts): corruptions
  * (https://arxiv.org/abs/1903.12261), FGSM (https://arxiv.org/abs/1412.6572) and PGD
  * (https://arxiv.org/abs/1706.06083). Results are plain JSON-safe objects.
+ *
+ * Budgets: L-inf budgets are per pixel value (images in [0, 1]) and apply as given at any size.
+ * L2 budgets are given for a reference input of 3x32x32 = 3072 values (RobustBench's CIFAR-10 L2
+ * convention, eps = 0.5); for the model's input of d = S*S*3 values the audit applies
+ * eps * sqrt(d / 3072), the same per-value perturbation energy, and reports both.
  */
-import type { CaptionSet } from "../../data/captions";
+import type { SkippedItem } from "../../data/dataset";
 import type { Severity } from "./corruptions";
 import type { AttackNorm } from "./attacks";
 
 export interface RobustnessAuditOptions {
-  /** Test images for the clean and corrupted metrics (the first `limit` of the split); default 1000. */
+  /** Images for the clean and corrupted metrics (the first `limit` the dataset yields); default 1000. */
   limit?: number;
   /** The first `attackLimit` of those are attacked; default 500. */
   attackLimit?: number;
@@ -21,7 +26,11 @@ export interface RobustnessAuditOptions {
    * 4/255, 8/255, 16/255: Fashion-MNIST models need larger budgets than ImageNet ones (1-4/255).
    */
   linfEps?: number[];
-  /** L2 budgets per image (28x28 grey: sqrt(784) = 28 is the whole range); 0 is always added. Default 0, 0.25, 0.5, 1, 2. */
+  /**
+   * Nominal L2 budgets per image, for a 3x32x32 reference input (3072 values); the audit applies
+   * eps * sqrt(S*S*3 / 3072) at the model's input size S. 0 is always added. Default 0, 0.25,
+   * 0.5, 1, 2.
+   */
   l2Eps?: number[];
   /** PGD steps; default 10. */
   pgdSteps?: number;
@@ -36,13 +45,29 @@ export interface RobustnessAuditOptions {
    * L-inf PGD at the upper median of the non-zero L-inf budgets; default 4.
    */
   examples?: number;
-  /** Images per forward/backward pass; default 250. */
+  /**
+   * Images per encoder call and per attack (forward + backward) batch; default from the model
+   * config and the batched encoder's memory budget (src/eval/encode.ts), smaller for attacks,
+   * whose backward pass keeps every layer's activations.
+   */
   batchSize?: number;
   seed?: number;
   /** Slack of the PGD >= FGSM, monotone and more-steps checks, in accuracy (fraction); default 0.005. */
   tolerance?: number;
-  /** Class names, evaluation templates and caption generator; default `CaptionSet.load()` (Fashion-MNIST). */
-  captions?: CaptionSet;
+  /**
+   * Class names in label order; default the dataset's (for Fashion-MNIST without --classnames:
+   * its caption set's canonical names, as before).
+   */
+  classNames?: readonly string[];
+  /**
+   * Zero-shot templates, ensembled; default the dataset's (Fashion-MNIST: its caption set's
+   * evaluation templates; WebDataset: zeroshot_classification_templates.txt), else CLIP's plain
+   * "a photo of a {}.".
+   */
+  templates?: readonly string[];
+  /** Go on past unreadable images (each reported through `onSkip` and counted in the result). */
+  skipBadImages?: boolean;
+  onSkip?: (item: SkippedItem) => void;
   /** Progress, for a CLI bar or a notebook. */
   onProgress?: (event: AuditProgress) => void;
 }
@@ -88,7 +113,10 @@ export interface CorruptionSummary {
 export interface AttackRow {
   attack: "fgsm" | "pgd";
   norm: AttackNorm;
+  /** The budget as given (L2: for the 3072-value reference input). */
   eps: number;
+  /** The budget applied to the model's input (L-inf: eps; L2: eps * sqrt(d / 3072)). */
+  appliedEps: number;
   /** Gradient steps (1 for FGSM). */
   steps: number;
   /** Robust zero-shot top-1 on the attacked images. */
@@ -99,12 +127,15 @@ export interface AttackRow {
   matchCosine: number;
   /** Clean matchCosine (same images) minus this one. */
   cosineDrop: number;
+  /** Size of the perturbations made, max over the images: what the budget check reads. */
+  perturbation: { maxLinf: number; maxL2: number };
 }
 
 export interface TargetedRow {
   attack: "pgd";
   norm: AttackNorm;
   eps: number;
+  appliedEps: number;
   steps: number;
   /** Fraction of images classified as their target class after the attack. */
   successRate: number;
@@ -135,12 +166,15 @@ export interface TopCaption {
 
 /** One attacked image next to its original, with the classifier's top captions on both. */
 export interface AdversarialExample {
+  /** Position in the audited images, and the item's key (path, row, shard key). */
   index: number;
+  key: string;
   label: number;
   className: string;
   attack: "pgd";
   norm: AttackNorm;
   eps: number;
+  /** Size of the pixels below: the model's input, area-averaged down to at most PREVIEW_SIDE. */
   height: number;
   width: number;
   channels: number;
@@ -154,6 +188,8 @@ export interface AdversarialExample {
 /** One image under every corruption at one severity (for the report). */
 export interface CorruptionPreview {
   severity: number;
+  /** The first audited image's key. */
+  key: string;
   height: number;
   width: number;
   channels: number;
@@ -163,14 +199,30 @@ export interface CorruptionPreview {
 
 export interface RobustnessResult {
   config: {
+    /** The dataset's spec (e.g. `imagefolder:photos`) and short name. */
+    dataset: string;
+    datasetName: string;
     images: number;
     attackImages: number;
     retrievalImages: number;
+    /** Retrieval captions (the images' own, or one generated per image). */
+    retrievalCaptions: number;
+    /** The model's input side S and how images were brought to it (the model transform). */
     imageSize: number;
+    resizeMode: string;
+    /** Values per attacked input, d = S * S * 3. */
+    inputValues: number;
     corruptions: string[];
     severities: number[];
     linfEps: number[];
+    /** Nominal L2 budgets (for the reference input) ... */
     l2Eps: number[];
+    /** ... the reference input's size (3072 = 3x32x32) ... */
+    l2ReferenceValues: number;
+    /** ... sqrt(inputValues / l2ReferenceValues) ... */
+    l2Scale: number;
+    /** ... and the budgets applied, l2Eps * l2Scale. */
+    l2EpsApplied: number[];
     pgdSteps: number;
     moreSteps: number;
     stepSizeFactor: number;
@@ -191,12 +243,17 @@ export interface RobustnessResult {
   sanity: SanityChecks;
   examples: AdversarialExample[];
   corruptionPreview: CorruptionPreview | null;
-  seconds: { clean: number; corruptions: number; attacks: number; total: number };
+  /** Items left out under `skipBadImages`, and why. */
+  skipped: number;
+  skippedItems: SkippedItem[];
+  seconds: { read: number; clean: number; corruptions: number; attacks: number; total: number };
 }
 
 /** Options with defaults filled in (resolveAuditOptions). */
-export type ResolvedAuditOptions = Required<Omit<RobustnessAuditOptions, "onProgress" | "captions" | "moreSteps">> & {
-  moreSteps: number;
-  captions: CaptionSet;
+export type ResolvedAuditOptions = Required<Omit<RobustnessAuditOptions, "onProgress" | "onSkip" | "classNames" | "templates" | "batchSize">> & {
+  batchSize?: number;
+  classNames?: readonly string[];
+  templates?: readonly string[];
+  onSkip?: RobustnessAuditOptions["onSkip"];
   onProgress?: RobustnessAuditOptions["onProgress"];
 };
