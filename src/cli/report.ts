@@ -1,20 +1,26 @@
 /**
  * `cliplab report`: the whole pipeline without Jupyter — train the default preset (or load a
  * checkpoint), evaluate, embed, map the embedding space with UMAP, plot — into one self-contained
- * HTML file, reports/<name>.html. Progress goes to stderr; with --json the last line of stdout is
- * a JSON summary.
+ * HTML file, reports/<name>.html, on Fashion-MNIST (the default) or any `--data` source. Progress
+ * goes to stderr; with --json the last line of stdout is a JSON summary (with `skipped`).
  */
 import { parseArgs } from "node:util";
 import * as path from "node:path";
 import { runPipelineReport, type PipelineReportOptions } from "../report/pipeline";
 import { writeReport } from "../report/render";
 import { TRAIN_DEFAULTS } from "../train/options";
+import { loadTemplateSet } from "../prompts/templates";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
+import { DATA_OPTIONS, DATA_USAGE, dataSpec, openDataFromFlags } from "./data_options";
 import { ProgressLine, formatDuration, progressBar } from "./progress";
 
 export const REPORT_USAGE =
-  "usage: cliplab report [--checkpoint FILE | --train] [--out reports/NAME.html] [--name NAME] [--run-dir runs/NAME] [--quick] [--points N] [--seed S] [--data-dir D] [--json]";
+  "usage: cliplab report [--checkpoint FILE | --train] [--data SPEC] [--val-data SPEC] [--templates NAME|FILE] [--out reports/NAME.html] [--name NAME] [--run-dir runs/NAME] [--quick] [--points N] [--seed S] [--json]\n" +
+  `  data flags: ${DATA_USAGE}\n` +
+  "  --data defaults to Fashion-MNIST (train the default recipe on its training split, report on its test split). Any other source needs\n" +
+  "  labels (zero-shot) or captions (retrieval; images without their own get one made from their class name). With --train --data SPEC\n" +
+  "  the default recipe trains on SPEC, and the report evaluates --val-data SPEC if given, else SPEC itself.";
 
 /** What --quick shrinks to: a few training steps and a few hundred points (CI, tests). */
 const QUICK = { steps: 8, batch: 32, trainLimit: 512, evalLimit: 200, points: 200, zeroShotLimit: 500, retrievalLimit: 200, umapEpochs: 100 };
@@ -25,20 +31,23 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
     options: {
       checkpoint: { type: "string" },
       train: { type: "boolean", default: false },
+      "val-data": { type: "string" },
+      templates: { type: "string" },
       out: { type: "string" },
       name: { type: "string" },
       "run-dir": { type: "string" },
       quick: { type: "boolean", default: false },
       points: { type: "string" },
       seed: { type: "string" },
-      "data-dir": { type: "string" },
       json: { type: "boolean", default: false },
+      ...DATA_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
   });
   if (values.checkpoint && values.train) throw new UsageError("give either --checkpoint FILE or --train, not both");
   if (values.checkpoint && values["run-dir"]) throw new UsageError("--run-dir is where training writes; it does not go with --checkpoint");
+  if (values.checkpoint && values["val-data"]) throw new UsageError("--val-data is the validation data of training; with --checkpoint, give the data to report on as --data");
   const name = values.name ?? (values.checkpoint ? path.basename(path.dirname(path.resolve(values.checkpoint))) : values.quick ? "quick" : "default");
   if (!/^[\w.-]+$/.test(name)) throw new UsageError(`--name must be letters, digits, '.', '_' or '-', got ${JSON.stringify(name)}`);
   const out = values.out ?? path.join("reports", `${name}.html`);
@@ -48,13 +57,29 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
   const points = intOption("points", values.points) ?? (values.quick ? QUICK.points : undefined);
   if (points !== undefined && points < 20) throw new UsageError(`--points must be at least 20 (UMAP needs more points than neighbours), got ${points}`);
 
+  // The data: Fashion-MNIST keeps its own route (--data-dir, the in-memory training split, its
+  // test split); any other source is opened here, so a bad spec fails before the backend starts.
+  const spec = dataSpec(values);
+  const fashion = spec === "fashion-mnist" || spec.startsWith("fashion-mnist:");
+  const dataDir = fashion ? spec.slice("fashion-mnist:".length) || undefined : undefined;
+  const training = !values.checkpoint;
+  const trainData = training && (!fashion || values["val-data"] !== undefined) ? await openDataFromFlags(values, { split: "train", spec }) : undefined;
+  const valData = values["val-data"] !== undefined ? await openDataFromFlags(values, { split: "test", spec: values["val-data"] }) : undefined;
+  const data = valData ?? (trainData && !fashion ? trainData : await openDataFromFlags(values, { split: "test", spec }));
+  const templates = values.templates !== undefined ? loadTemplateSet(values.templates).templates : undefined;
+
   await startBackend(io);
   const progress = new ProgressLine(io, Boolean(process.stderr.isTTY));
   const started = Date.now();
   const opts: PipelineReportOptions = {
     name,
     checkpoint: values.checkpoint,
-    dataDir: values["data-dir"],
+    data,
+    dataDir,
+    trainData,
+    valData,
+    templates,
+    skipBadImages: values["skip-bad-images"],
     seed,
     points,
     ...(values.quick ? { zeroShotLimit: QUICK.zeroShotLimit, retrievalLimit: QUICK.retrievalLimit, umap: { nEpochs: QUICK.umapEpochs } } : {}),
@@ -69,6 +94,7 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
             : {}),
         },
   };
+  const pct = (x: number) => (Number.isNaN(x) ? "n/a" : `${(100 * x).toFixed(1)}%`);
   const { report, summary } = await runPipelineReport(opts, {
     onStage: (m) => {
       progress.done();
@@ -84,7 +110,16 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
     },
     onEpochEnd: (e) => {
       progress.done();
-      io.err(`epoch ${e.epoch + 1}: zero-shot top-1 ${(100 * e.eval.zeroShotTop1).toFixed(1)}% on ${e.eval.images} test images`);
+      io.err(
+        e.eval.images === 0
+          ? `epoch ${e.epoch + 1}: no validation data (--val-data)`
+          : `epoch ${e.epoch + 1}: zero-shot top-1 ${pct(e.eval.zeroShotTop1)}, R@1 image->text ${pct(e.eval.recallAt1.imageToText)} on ${e.eval.images} validation images`,
+      );
+    },
+    onEncodeProgress: (e) => progress.update(`${e.total ? progressBar(e.done / e.total) : ""} encoding ${e.kind} ${e.done}${e.total ? `/${e.total}` : ""}`),
+    onSkip: (s) => {
+      progress.done();
+      io.err(`skipped ${s.key} (${s.stage}): ${s.reason}`);
     },
     onUmapProgress: (e) => {
       if (e.stage === "layout" && e.epoch !== undefined && e.epochs) progress.update(`${progressBar(e.epoch / e.epochs)} UMAP epoch ${e.epoch}/${e.epochs}`);
@@ -92,10 +127,15 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
   });
   progress.done();
   const file = writeReport(out, report);
-  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const pct2 = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const measured =
+    summary.zeroShotTop1 !== null
+      ? `zero-shot top-1 ${pct2(summary.zeroShotTop1)} on ${summary.zeroShotImages} images`
+      : `no labels, retrieval only: R@1 image->text ${pct2(summary.recallAt1.imageToText)}, text->image ${pct2(summary.recallAt1.textToImage)} on ${summary.retrieval.images} images`;
   io.out(
-    `wrote ${out} in ${formatDuration((Date.now() - started) / 1000)}: zero-shot top-1 ${pct(summary.zeroShotTop1)} on ${summary.zeroShotImages} images; ` +
-      `modality gap ${summary.modalityGap.trained.toFixed(4)} (freshly initialised: ${summary.modalityGap.initial.toFixed(4)}); UMAP of ${summary.umapPoints} points in ${summary.umapSeconds.toFixed(1)} s`,
+    `wrote ${out} in ${formatDuration((Date.now() - started) / 1000)}: ${measured}; ` +
+      `modality gap ${summary.modalityGap.trained.toFixed(4)} (freshly initialised: ${summary.modalityGap.initial.toFixed(4)}); UMAP of ${summary.umapPoints} points in ${summary.umapSeconds.toFixed(1)} s` +
+      (summary.skipped ? `; skipped ${summary.skipped} unreadable image${summary.skipped === 1 ? "" : "s"}` : ""),
   );
   if (values.json) io.out(JSON.stringify({ out, file, ...summary }));
   return 0;

@@ -1,49 +1,70 @@
 /**
- * cliplab's whole pipeline as a report, without Jupyter: train the default preset (or load a
- * checkpoint), evaluate zero-shot and retrieval on Fashion-MNIST's test set, embed test images
- * and captions, measure the modality gap (Liang et al. 2022, https://arxiv.org/abs/2203.02053)
- * against a freshly initialised model, map the joint space with UMAP
- * (https://arxiv.org/abs/1802.03426), and assemble the sections. `cliplab report` writes the result
- * with `writeReport`. Progress goes out through callbacks; nothing is printed here.
+ * cliplab's whole pipeline as a report, without Jupyter, on any dataset: train (the default
+ * recipe on Fashion-MNIST, or on another source) or load a checkpoint; evaluate zero-shot where
+ * the data has labels and retrieval on its captions (its own, or one generated per image); measure
+ * the modality gap (Liang et al. 2022, https://arxiv.org/abs/2203.02053) against a freshly
+ * initialised model of the same configuration; map images, captions and class embeddings with
+ * UMAP (https://arxiv.org/abs/1802.03426), hovering the model's inputs; and assemble the sections.
+ * `cliplab report` writes the result with `writeReport`. Images are read once, through the data
+ * pipeline and the batched encoder (pipeline_measure.ts). Progress goes out through callbacks;
+ * nothing is printed here.
+ *
+ * On Fashion-MNIST with no other data given, this is the report it always was: the default recipe
+ * trained on the training split (in memory, exactly the measured batches), evaluated on the test
+ * split (zero-shot on all 10,000 images with the evaluation templates).
  */
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { Clip } from "../model/clip";
+import { modelTransform } from "../model/config";
 import { loadCheckpoint } from "../io/checkpoint";
-import { loadFashionMnist, type LabelledImages } from "../data/fashion_mnist";
-import { CaptionSet, imageAttributes } from "../data/captions";
-import { Batcher } from "../data/batcher";
-import { tokenize } from "../text/tokenize";
-import { zeroShotClassifier, type ZeroShotEvaluation } from "../eval/zero_shot";
-import { retrievalMetrics } from "../eval/retrieval";
-import { modalityGap } from "../eval/modality_gap";
-import { l2NormalizeRows } from "../loss/info_nce";
+import type { Dataset, SkippedItem } from "../data/dataset";
+import { openDataset } from "../data/open";
+import { isFashionMnist } from "../data/sources/fashion_mnist";
+import type { FeatureMatrix, EncodeProgress } from "../eval/encode";
+import { PLAIN_TEMPLATES } from "../eval/evaluate_dataset";
+import { fillPrompt } from "../text/fill";
 import { trainClip, type TrainCallbacks } from "../train/trainer";
 import type { TrainOptions } from "../train/options";
-import { Random } from "../util/random";
-import { embeddingUmap } from "../viz/embedding_map";
+import { embeddingUmap, type EmbeddingGroup } from "../viz/embedding_map";
 import type { UmapOptions, UmapProgress } from "../viz/umap_layout";
-import { greyThumbnails } from "../viz/png";
+import { imageThumbnails } from "../viz/png";
 import { hasTrainingHistory, readTrainingHistory, type TrainingHistory } from "../viz/training_curves";
-import type { ImageBlock, Report } from "./types";
-import { embeddingSection, retrievalSection, trainingSection, zeroShotSection } from "./pipeline_sections";
+import type { ImageBlock, Report, ReportSection } from "./types";
+import { embeddingSection, retrievalSection, skippedSection, trainingSection, zeroShotSection } from "./pipeline_sections";
+import { cosineTable, encodePairs, headRows, measureDataset, pairStats, retrievalOf, textsOfFirst, type ReportMeasures } from "./pipeline_measure";
 
 export interface PipelineReportOptions {
   /** Report title suffix and default run name. */
   name: string;
+  /**
+   * What the report evaluates (a dataset from `openDataset`); default Fashion-MNIST's test split
+   * from `dataDir`. It needs labels (zero-shot) or captions (retrieval), or both.
+   */
+  data?: Dataset;
+  /** Fashion-MNIST directory (the default data, and the default training data); default the Debian package's. */
+  dataDir?: string;
   /** Load this checkpoint (model.safetensors); without it, train. */
   checkpoint?: string;
   /** Training options when training (merged over TRAIN_DEFAULTS by trainClip). */
   train?: Partial<TrainOptions>;
-  /** Fashion-MNIST directory; default the Debian package's. */
-  dataDir?: string;
-  /** Test images (and as many captions) in the UMAP and the modality gap; default 1000. */
+  /** Training data when training; default Fashion-MNIST's training split (the in-memory path of the recipe). */
+  trainData?: Dataset;
+  /** Evaluated after every epoch of training; default trainClip's (Fashion-MNIST's test split when training on it, else none). */
+  valData?: Dataset;
+  /** Class names of the prompts; default the dataset's (a `--classnames` file is applied when opening it). */
+  classNames?: readonly string[];
+  /** Zero-shot templates; default the dataset's, else CLIP's plain "a photo of a {}.". */
+  templates?: readonly string[];
+  /** Go on past unreadable images (listed in the report and the summary), instead of stopping at the first. */
+  skipBadImages?: boolean;
+  /** Images (and their captions) in the UMAP and the modality gap; default 1000. */
   points?: number;
-  /** Test images for zero-shot accuracy; default 10000 (all). */
+  /** Images for zero-shot accuracy; default 10000. */
   zeroShotLimit?: number;
-  /** Image-caption pairs for retrieval; default 1000. */
+  /** Images (with their captions) for retrieval; default 1000. */
   retrievalLimit?: number;
-  /** Seed of the captions, the UMAP and the freshly initialised model; default 0. */
+  /** Seed of the generated captions, the UMAP and the freshly initialised model; default 0. */
   seed?: number;
   umap?: Omit<UmapOptions, "seed" | "onProgress">;
 }
@@ -52,81 +73,89 @@ export interface PipelineCallbacks extends TrainCallbacks {
   /** A stage begins ("loading checkpoint", "UMAP of 2010 points", ...). */
   onStage?(message: string): void;
   onUmapProgress?(event: UmapProgress): void;
+  /** Images and texts encoded so far. */
+  onEncodeProgress?(event: EncodeProgress): void;
+  /** An image left out under `skipBadImages` (once per item and stage). */
+  onSkip?(item: SkippedItem & { stage: "training" | "evaluation" }): void;
 }
 
 export interface PipelineSummary {
   name: string;
   source: string;
   checkpoint: string | null;
-  zeroShotTop1: number;
+  /** The evaluated data's spec and name. */
+  dataset: string;
+  datasetName: string;
+  /** The model's input side in pixels. */
+  imageSize: number;
+  /** Null where the data has no labels. */
+  zeroShotTop1: number | null;
   zeroShotImages: number;
+  /** CLIP_benchmark's metric names: acc1, acc5, mean_per_class_recall (with labels), image/text_retrieval_recall@1/5/10. */
+  metrics: Record<string, number>;
   recallAt1: { imageToText: number; textToImage: number };
+  /** Images and captions in the retrieval. */
+  retrieval: { images: number; texts: number; captions: "own" | "generated" };
   modalityGap: { trained: number; initial: number };
   umapPoints: number;
   umapSeconds: number;
+  /** Distinct images left out under skipBadImages, and which. */
+  skipped: number;
+  skippedItems: (SkippedItem & { stage: "training" | "evaluation" })[];
   seconds: number;
 }
 
-const BATCH = 500;
-
-/** Normalised pixels of test images [start, end) for the model's image size. */
-function pixelSource(test: LabelledImages, size: number): (idx: ArrayLike<number>) => tf.Tensor4D {
-  const batcher = new Batcher(test, { batchSize: 1, seed: 0, imageSize: size, captions: null });
-  return (idx) => tf.tensor4d(batcher.pixelsFor(Array.from(idx)), [idx.length, size, size, 3]);
-}
-
-function encodeImages(clip: Clip, pixels: (idx: number[]) => tf.Tensor4D, n: number): tf.Tensor2D {
-  const parts: tf.Tensor2D[] = [];
-  try {
-    for (let s = 0; s < n; s += BATCH) {
-      const idx = Array.from({ length: Math.min(n, s + BATCH) - s }, (_, i) => s + i);
-      const px = pixels(idx);
-      try {
-        parts.push(clip.encodeImage(px));
-      } finally {
-        px.dispose();
-      }
-    }
-    return tf.concat(parts, 0) as tf.Tensor2D; // [n, D]
-  } finally {
-    tf.dispose(parts);
-  }
-}
-
-function encodeTexts(clip: Clip, texts: string[]): tf.Tensor2D {
-  const parts: tf.Tensor2D[] = [];
-  try {
-    for (let s = 0; s < texts.length; s += BATCH) {
-      const tokens = tokenize(texts.slice(s, s + BATCH), { contextLength: clip.config.text_cfg.context_length, truncate: true });
-      try {
-        parts.push(clip.encodeText(tokens));
-      } finally {
-        tokens.dispose();
-      }
-    }
-    return tf.concat(parts, 0) as tf.Tensor2D; // [n, D]
-  } finally {
-    tf.dispose(parts);
-  }
-}
-
-/** Modality gap and mean cosine of matching (diagonal) and other pairs of paired embeddings [n, D]. */
-function pairStats(img: tf.Tensor2D, txt: tf.Tensor2D): { gap: number; matchingCosine: number; otherCosine: number } {
-  const n = img.shape[0];
-  const [diag, total] = tf.tidy(() => {
-    const a = l2NormalizeRows(img);
-    const b = l2NormalizeRows(txt);
-    const d = tf.sum(tf.mul(a, b)); // sum of matching cosines
-    const t = tf.sum(tf.mul(tf.sum(a, 0), tf.sum(b, 0))); // sum of all cosines
-    return [d.dataSync()[0], t.dataSync()[0]];
-  });
-  return { gap: modalityGap(img, txt), matchingCosine: diag / n, otherCosine: n > 1 ? (total - diag) / (n * n - n) : NaN };
-}
+/** At most this many images in the similarity heatmap (one per class, or the first ones). */
+const HEATMAP_MAX = 16;
 
 function check(name: string, v: number | undefined, fallback: number): number {
   const x = v ?? fallback;
   if (!Number.isInteger(x) || x < 1) throw new RangeError(`runPipelineReport: ${name} must be a positive integer, got ${v}`);
   return x;
+}
+
+/** A one-line error unless the data has something to measure; returns the class names to prompt with (if labelled). */
+function classNamesOf(ds: Dataset, given: readonly string[] | undefined): readonly string[] | undefined {
+  if (!ds.hasLabels && !ds.hasCaptions) {
+    throw new RangeError(`${ds.spec}: has neither labels nor captions, so the report has nothing to measure (zero-shot needs labels, retrieval needs captions)`);
+  }
+  if (!ds.hasLabels) return undefined;
+  const names = given ?? ds.classNames;
+  if (!names || names.length === 0) throw new RangeError(`${ds.spec}: has labels but no class names; pass --classnames FILE (one name per line, in label order)`);
+  return names;
+}
+
+/** The rows of `kept` in the heatmap: the first image of each class (up to HEATMAP_MAX), or the first images. */
+function heatmapRows(kept: ReportMeasures["kept"], m: number, labelled: boolean): number[] {
+  if (!labelled) return Array.from({ length: Math.min(m, HEATMAP_MAX) }, (_, i) => i);
+  const first = new Map<number, number>();
+  for (let i = 0; i < m; i++) {
+    const l = kept[i].label ?? -1;
+    if (l >= 0 && !first.has(l)) first.set(l, i);
+  }
+  return [...first.entries()].sort((a, b) => a[0] - b[0]).slice(0, HEATMAP_MAX).map(([, i]) => i);
+}
+
+/** The chosen model inputs side by side as one RGB image block. */
+function stripBlock(kept: ReportMeasures["kept"], rows: readonly number[], size: number, names: string[]): ImageBlock {
+  const width = size * rows.length;
+  const strip = new Uint8Array(size * width * 3);
+  rows.forEach((i, k) => {
+    for (let y = 0; y < size; y++) strip.set(kept[i].pixels.subarray(y * size * 3, (y + 1) * size * 3), (y * width + k * size) * 3);
+  });
+  return {
+    kind: "image",
+    pixels: strip,
+    height: size,
+    width,
+    channels: 3,
+    scale: Math.max(0.25, Math.min(3, Math.round((96 / size) * 4) / 4)),
+    caption: `The heatmap's images as the model sees them (${size}x${size} after preprocessing), left to right: ${names.join(", ")}.`,
+  };
+}
+
+function toTensor(f: FeatureMatrix): tf.Tensor2D {
+  return tf.tensor2d(f.values, [f.n, f.dim], "float32"); // [n, D]
 }
 
 /** Runs the pipeline and returns the report (render it with renderReport / writeReport) and a summary. */
@@ -138,11 +167,24 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
   const points = check("points", opts.points, 1000);
   const zeroShotLimit = check("zeroShotLimit", opts.zeroShotLimit, 10000);
   const retrievalLimit = check("retrievalLimit", opts.retrievalLimit, 1000);
+  if (opts.checkpoint && (opts.trainData || opts.valData)) throw new RangeError("runPipelineReport: trainData and valData are for training; they do not go with checkpoint");
 
-  const test = loadFashionMnist("test", { dataDir: opts.dataDir });
-  const captions = CaptionSet.load();
-  const classNames = captions.spec.classes.map((c) => c.canonical);
-  const displayNames = test.classNames;
+  const ds = opts.data ?? (await openDataset(opts.dataDir ? `fashion-mnist:${opts.dataDir}` : "fashion-mnist", { split: "test" }));
+  const classNames = classNamesOf(ds, opts.classNames);
+  const templates = opts.templates ?? ds.templates ?? PLAIN_TEMPLATES;
+  const fashion = isFashionMnist(ds);
+  // Fashion-MNIST's prompts use readable names ("pair of trousers"); its figures keep the official ones.
+  const displayNames = fashion && !opts.classNames ? ds.labelled.classNames : classNames;
+  const imageNoun = fashion ? "test images" : "images";
+
+  const skipped = new Map<string, SkippedItem & { stage: "training" | "evaluation" }>();
+  const onSkip = (where: "training" | "evaluation") => (s: SkippedItem) => {
+    const id = `${where}\u0000${s.key}`;
+    if (skipped.has(id)) return;
+    const item = { ...s, stage: where };
+    skipped.set(id, item);
+    callbacks.onSkip?.(item);
+  };
 
   // 1. The model: a checkpoint, or trained now.
   let clip: Clip;
@@ -158,191 +200,170 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
     source = `checkpoint ${opts.checkpoint}`;
     if (hasTrainingHistory(runDir)) history = readTrainingHistory(runDir);
   } else {
-    stage("training");
-    const result = await trainClip({ dataDir: opts.dataDir, ...opts.train }, callbacks);
+    stage(opts.trainData ? `training on ${opts.trainData.spec}` : "training");
+    const data = opts.trainData || opts.valData ? { train: opts.trainData, val: opts.valData, skipBadImages: opts.skipBadImages, onSkip: onSkip("training") } : undefined;
+    const result = await trainClip({ dataDir: opts.dataDir, ...opts.train }, callbacks, data);
     clip = result.model;
     checkpoint = result.checkpoint;
     history = { steps: result.history, evals: result.evals };
     initialSeed = opts.train?.seed ?? 0;
-    source = `training run ${opts.train?.outDir ?? "(not saved)"}`;
+    source = `training run ${opts.train?.outDir ?? "(not saved)"}${opts.trainData ? ` on ${opts.trainData.spec}` : ""}`;
   }
 
   const cfg = clip.config;
-  const modelDesc = `${clip.tower} CLIP, ${clip.numParams().toLocaleString("en")} parameters, ${cfg.vision_cfg.image_size} px images, embedding dimension ${cfg.embed_dim}`;
-  const sections = [];
+  const size = cfg.vision_cfg.image_size;
+  const transform = modelTransform(cfg);
+  const modelDesc = `${clip.tower} CLIP, ${clip.numParams().toLocaleString("en")} parameters, ${size} px images, embedding dimension ${cfg.embed_dim}`;
+  const sections: ReportSection[] = [];
   let summary: PipelineSummary;
   const toDispose: tf.Tensor[] = [];
   try {
     sections.push(trainingSection(history, source));
-    const size = clip.config.vision_cfg.image_size;
-    const pixels = pixelSource(test, size);
 
-    // 2. Zero-shot classification.
-    const nZero = Math.min(zeroShotLimit, test.count);
-    stage(`zero-shot classification of ${nZero} test images`);
-    const classifier = zeroShotClassifier(clip, classNames, captions.spec.evalTemplates);
-    let ev: ZeroShotEvaluation;
-    let classWeights: tf.Tensor2D;
-    try {
-      ev = classifier.evaluate(
-        { pixels: (s, e) => pixels(Array.from({ length: e - s }, (_, i) => s + i)), labels: Int32Array.from(test.labels.subarray(0, nZero)) },
-        { batchSize: BATCH },
-      );
-      classWeights = tf.clone(classifier.weights);
-      toDispose.push(classWeights);
-    } finally {
-      classifier.dispose();
-    }
-    sections.push(zeroShotSection(ev, displayNames, captions.spec.evalTemplates));
-
-    // 3. Test images and one generated caption each (seeded, as evaluateClip draws them).
-    const n = Math.min(Math.max(points, retrievalLimit), test.count);
-    const rng = new Random(seed + 1);
-    const texts: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const attrs = imageAttributes(test.images, test.height, test.width, i * test.height * test.width);
-      texts.push(captions.captionForTraining(test.labels[i], attrs, rng));
-    }
-    stage(`embedding ${n} test images and their captions`);
-    const imgEmb = encodeImages(clip, pixels, n);
-    toDispose.push(imgEmb);
-    const txtEmb = encodeTexts(clip, texts);
-    toDispose.push(txtEmb);
-
-    // 4. Retrieval and the heatmap of one image per class.
-    const m = Math.min(retrievalLimit, n);
-    const [imgR, txtR] = [tf.slice(imgEmb, [0, 0], [m, -1]), tf.slice(txtEmb, [0, 0], [m, -1])] as tf.Tensor2D[];
-    toDispose.push(imgR, txtR);
-    stage(`retrieval on ${m} image-caption pairs`);
-    const metrics = retrievalMetrics(imgR, txtR, [1, 5]);
-    const firstOfClass: number[] = [];
-    for (let c = 0; c < displayNames.length; c++) {
-      const i = Array.prototype.findIndex.call(test.labels.subarray(0, n), (l: number) => l === c);
-      if (i >= 0) firstOfClass.push(i);
-    }
-    const similarity = tf.tidy(() => {
-      const idx = tf.tensor1d(firstOfClass, "int32");
-      const a = l2NormalizeRows(tf.gather(imgEmb, idx) as tf.Tensor2D);
-      const b = l2NormalizeRows(tf.gather(txtEmb, idx) as tf.Tensor2D);
-      return tf.matMul(a, tf.transpose(b)).arraySync() as number[][];
+    // 2. One pass over the data: zero-shot on the first zeroShotLimit images (with labels), the
+    // first n kept with their captions for retrieval, the map and the modality gap.
+    const n = Math.max(points, retrievalLimit);
+    stage(classNames ? `zero-shot classification and embedding of ${ds.spec}` : `embedding ${ds.spec} (no labels: retrieval only)`);
+    const measured = await measureDataset(clip, ds, {
+      transform,
+      keep: n,
+      zeroShot: classNames ? { classNames, templates, limit: zeroShotLimit } : undefined,
+      captionSeed: seed,
+      skipBadImages: opts.skipBadImages,
+      onSkip: onSkip("evaluation"),
+      onProgress: callbacks.onEncodeProgress,
     });
-    const hw = test.height * test.width;
-    const strip = new Uint8Array(hw * firstOfClass.length);
-    firstOfClass.forEach((i, k) => {
-      for (let y = 0; y < test.height; y++) {
-        strip.set(test.images.subarray(i * hw + y * test.width, i * hw + (y + 1) * test.width), (y * firstOfClass.length + k) * test.width);
-      }
-    });
-    const stripBlock: ImageBlock = {
-      kind: "image",
-      pixels: strip,
-      height: test.height,
-      width: test.width * firstOfClass.length,
-      channels: 1,
-      scale: 3,
-      caption: `The heatmap's images, left to right: ${firstOfClass.map((i) => `#${i} ${displayNames[test.labels[i]]}`).join(", ")}.`,
-    };
+    const { kept, texts, textImage } = measured;
+    const origin = measured.ownCaptions ? "own" : "generated";
+    const zs = measured.zeroShot;
+    if (zs) sections.push(zeroShotSection(zs.evaluation, displayNames!, templates, { imageNoun, heldOut: fashion && !opts.templates }));
+
+    // 3. Retrieval on the first m images and all their captions; the heatmap.
+    const m = Math.min(retrievalLimit, kept.length);
+    const mt = textsOfFirst(textImage, m);
+    stage(`retrieval on ${m} images and ${mt} captions`);
+    const retrieval = retrievalOf(headRows(measured.imageFeatures, m), headRows(measured.textFeatures, mt), textImage.subarray(0, mt));
+    const rows = heatmapRows(kept, m, Boolean(classNames));
+    const firstCaption = rows.map((i) => textImage.indexOf(i));
+    const label = (i: number) => `#${i} ${kept[i].label !== undefined && displayNames ? displayNames[kept[i].label!] : kept[i].key}`;
     sections.push(
       retrievalSection({
-        metrics,
+        metrics: retrieval.table,
         pairs: m,
-        heatmap: { similarity, imageLabels: firstOfClass.map((i) => `#${i} ${displayNames[test.labels[i]]}`), captions: firstOfClass.map((i) => texts[i]) },
-        strip: stripBlock,
+        texts: mt,
+        captionOrigin: origin,
+        imageNoun,
+        heatmap: { similarity: cosineTable(measured.imageFeatures, rows, measured.textFeatures, firstCaption), imageLabels: rows.map(label), captions: firstCaption.map((j) => texts[j]) },
+        strip: stripBlock(kept, rows, size, rows.map(label)),
       }),
     );
 
-    // 5. Modality gap, trained vs freshly initialised, on the UMAP's points.
-    const p = Math.min(points, n);
-    const [imgP, txtP] = [tf.slice(imgEmb, [0, 0], [p, -1]), tf.slice(txtEmb, [0, 0], [p, -1])] as tf.Tensor2D[];
-    toDispose.push(imgP, txtP);
+    // 4. Modality gap, this model vs a freshly initialised one, on the map's points.
+    const p = Math.min(points, kept.length);
+    const pt = textsOfFirst(textImage, p);
+    const imgP = headRows(measured.imageFeatures, p);
+    const txtP = headRows(measured.textFeatures, pt);
+    const ownerP = textImage.subarray(0, pt);
     stage(`modality gap against a freshly initialised model (seed ${initialSeed})`);
-    const trained = pairStats(imgP, txtP);
+    const trained = pairStats(imgP, txtP, ownerP);
     const fresh = Clip.create(clip.config, { seed: initialSeed });
     let initial;
     try {
-      const a = encodeImages(fresh, pixels, p);
-      const b = encodeTexts(fresh, texts.slice(0, p));
-      try {
-        initial = { ...pairStats(a, b), seed: initialSeed };
-      } finally {
-        tf.dispose([a, b]);
-      }
+      const f = await encodePairs(fresh, kept.slice(0, p), texts.slice(0, pt), transform);
+      initial = { ...pairStats(f.images, f.texts, ownerP), seed: initialSeed };
     } finally {
       fresh.dispose();
     }
 
-    // 6. UMAP of images, captions and class embeddings together. Captions repeat (a few templates
+    // 5. UMAP of images, captions and class embeddings together. Captions repeat (a few templates
     // and words per class); each distinct caption is one point, since identical embeddings would
     // form disconnected k-NN components that UMAP scatters at random.
-    const labelsP = Array.from(test.labels.subarray(0, p));
+    const mapNames = displayNames ?? [ds.name];
+    const classOf = (i: number) => (classNames ? (kept[i].label ?? 0) : 0);
     const firstIndex = new Map<string, number>();
     const uses = new Map<string, number>();
-    texts.slice(0, p).forEach((t, i) => {
-      if (!firstIndex.has(t)) firstIndex.set(t, i);
-      uses.set(t, (uses.get(t) ?? 0) + 1);
-    });
+    for (let j = 0; j < pt; j++) {
+      if (!firstIndex.has(texts[j])) firstIndex.set(texts[j], j);
+      uses.set(texts[j], (uses.get(texts[j]) ?? 0) + 1);
+    }
     const uniqueIdx = [...firstIndex.values()];
-    const txtU = tf.gather(txtP, tf.tensor1d(uniqueIdx, "int32")) as tf.Tensor2D;
+    const imgT = toTensor(imgP);
+    toDispose.push(imgT);
+    const txtU = tf.tidy(() => tf.gather(toTensor(txtP), tf.tensor1d(uniqueIdx, "int32")) as tf.Tensor2D); // [u, D]
     toDispose.push(txtU);
-    const total = p + uniqueIdx.length + classWeights.shape[0];
+    const groups: EmbeddingGroup[] = [
+      {
+        name: fashion ? "test image" : "image",
+        modality: "image",
+        embeddings: imgT,
+        labels: Array.from({ length: p }, (_, i) => classOf(i)),
+        hover: kept.slice(0, p).map((it) => it.key),
+        thumbnails: kept.slice(0, p).map((it) => imageThumbnails(it.pixels, size, size, 3, [0])[0]),
+      },
+      {
+        name: "caption",
+        modality: "text",
+        embeddings: txtU,
+        labels: uniqueIdx.map((j) => classOf(textImage[j])),
+        hover: uniqueIdx.map((j) => `${texts[j]} (caption of ${uses.get(texts[j])} image${uses.get(texts[j]) === 1 ? "" : "s"})`),
+        opacity: 0.7,
+      },
+    ];
+    const classPrompts = zs ? zs.classWeights.n : 0;
+    if (zs) {
+      const w = toTensor(zs.classWeights);
+      toDispose.push(w);
+      groups.push({
+        name: "class embedding",
+        modality: "text",
+        embeddings: w,
+        labels: classNames!.map((_, c) => c),
+        hover: classNames!.map((c) => `ensemble of ${templates.length} prompt${templates.length === 1 ? "" : "s"}, e.g. ${JSON.stringify(fillPrompt(templates[0], c))}`),
+        symbol: "star",
+        size: 16,
+        opacity: 1,
+      });
+    }
+    const total = p + uniqueIdx.length + classPrompts;
     stage(`UMAP of ${total} points`);
     const { figure, layout } = await embeddingUmap(
-      {
-        classNames: displayNames,
-        groups: [
-          {
-            name: "test image",
-            modality: "image",
-            embeddings: imgP,
-            labels: labelsP,
-            hover: labelsP.map((_, i) => `test image #${i}`),
-            thumbnails: greyThumbnails(test.images, test.height, test.width, labelsP.map((_, i) => i)),
-          },
-          {
-            name: "caption",
-            modality: "text",
-            embeddings: txtU,
-            labels: uniqueIdx.map((i) => labelsP[i]),
-            hover: uniqueIdx.map((i) => `${texts[i]} (caption of ${uses.get(texts[i])} image${uses.get(texts[i]) === 1 ? "" : "s"})`),
-            opacity: 0.7,
-          },
-          {
-            name: "class embedding",
-            modality: "text",
-            embeddings: classWeights,
-            labels: classNames.map((_, c) => c),
-            hover: classNames.map((c) => `ensemble of ${captions.spec.evalTemplates.length} prompts, e.g. ${JSON.stringify(captions.spec.evalTemplates[0].replace("{}", c))}`),
-            symbol: "star",
-            size: 16,
-            opacity: 1,
-          },
-        ],
-      },
+      { classNames: mapNames, groups },
       { ...opts.umap, seed, onProgress: callbacks.onUmapProgress, title: "Joint embedding space (UMAP)" },
     );
     const umapSeconds = layout.knnSeconds + layout.graphSeconds + layout.layoutSeconds;
-    sections.splice(1, 0, embeddingSection({ figure, layout, images: p, captions: p, distinctCaptions: uniqueIdx.length, classPrompts: classWeights.shape[0], trained, initial }));
+    sections.splice(1, 0, embeddingSection({ figure, layout, images: p, captions: pt, distinctCaptions: uniqueIdx.length, classPrompts, captionOrigin: origin, imageNoun, trained, initial }));
 
+    const skippedItems = [...skipped.values()];
+    if (skippedItems.length) sections.push(skippedSection(skippedItems));
     summary = {
       name: opts.name,
       source,
       checkpoint,
-      zeroShotTop1: ev.top1,
-      zeroShotImages: ev.n,
-      recallAt1: { imageToText: metrics.imageToText["R@1"], textToImage: metrics.textToImage["R@1"] },
+      dataset: ds.spec,
+      datasetName: ds.name,
+      imageSize: size,
+      zeroShotTop1: zs ? zs.evaluation.top1 : null,
+      zeroShotImages: zs ? zs.evaluation.n : 0,
+      metrics: { ...(zs?.metrics ?? {}), ...retrieval.metrics },
+      recallAt1: { imageToText: retrieval.table.imageToText["R@1"], textToImage: retrieval.table.textToImage["R@1"] },
+      retrieval: { images: m, texts: mt, captions: origin },
       modalityGap: { trained: trained.gap, initial: initial.gap },
       umapPoints: total,
       umapSeconds,
+      skipped: new Set(skippedItems.map((s) => s.key)).size,
+      skippedItems,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
     tf.dispose(toDispose);
     clip.dispose();
   }
+  const evaluated = fashion ? "the Fashion-MNIST test set" : `${ds.spec} (${summary.zeroShotImages || summary.retrieval.images} images${classNames ? `, ${classNames.length} classes` : ", no labels"}, ${summary.retrieval.captions} captions)`;
+  const skipNote = opts.skipBadImages ? `\n--skip-bad-images: ${summary.skipped ? `${summary.skipped} unreadable image${summary.skipped === 1 ? "" : "s"} left out (listed at the end)` : "no image was left out"}.` : "";
   const report: Report = {
     title: `cliplab report: ${opts.name}`,
     subtitle:
-      `${source}; ${modelDesc}; evaluated on the Fashion-MNIST test set.\n` +
+      `${source}; ${modelDesc}; evaluated on ${evaluated}.${skipNote}\n` +
       `Made ${new Date().toISOString().replace("T", " ").slice(0, 16)} UTC in ${summary.seconds.toFixed(0)} s.`,
     sections,
   };

@@ -1,5 +1,9 @@
-/** `cliplab report --quick` in-process on a small Fashion-MNIST slice: the HTML file it writes. */
-import { describe, it } from "node:test";
+/**
+ * `cliplab report --quick` in-process on a small Fashion-MNIST slice, and `--checkpoint F --data
+ * SPEC` with a tiny 64 px model on an image folder and an open_clip TSV: the HTML files it writes,
+ * opened in headless Chromium.
+ */
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -8,6 +12,8 @@ import { plotlyBundle } from "../../src/viz/html";
 import { tmpDir } from "../helpers/fixtures";
 import { sliceDataDir } from "../helpers/data";
 import { checkHtmlFiles } from "../../scripts/lib/browser_check";
+import sharp from "sharp";
+import { SHAPES, saveTiny64, shapePng, writeShapeFolder, writeShapeTsv } from "../report/shapes_data";
 
 const MARK = plotlyBundle().code.slice(1000, 1200);
 const count = (s: string, sub: string) => s.split(sub).length - 1;
@@ -92,5 +98,137 @@ describe("cliplab report", () => {
     assert.equal(missing.code, 1);
     assert.match(missing.err[missing.err.length - 1], /^cliplab report: .*nope\.safetensors/);
     assert.ok(!fs.existsSync(path.join(dir, "n.html")));
+  });
+});
+
+/** The h2 titles of a report. */
+const headings = (html: string) => [...html.matchAll(/<h2>(.*?)<\/h2>/g)].map((m) => m[1]);
+
+/** The UMAP's data traces (not the legend-only ones). */
+const mapPoints = (umap: any) => umap.data.filter((t: any) => t.x[0] !== null);
+
+describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder and CSV)", () => {
+  const dir = tmpDir();
+  const folder = path.join(dir, "shapes");
+  const csvDir = path.join(dir, "csv");
+  const ckpt = path.join(dir, "tiny64", "model.safetensors");
+  const outs = { folder: path.join(dir, "r", "folder.html"), csv: path.join(dir, "r", "csv.html"), csvLabels: path.join(dir, "r", "csv-labels.html"), skip: path.join(dir, "r", "skip.html") };
+  let tsv = "";
+  before(async () => {
+    await writeShapeFolder(folder, 8);
+    tsv = await writeShapeTsv(csvDir, 8);
+    await saveTiny64(ckpt);
+  });
+
+  it("on an image folder: zero-shot on its classes, retrieval on generated captions, RGB thumbnails of the 64 px inputs", async () => {
+    const r = await run(["report", "--checkpoint", ckpt, "--data", `imagefolder:${folder}`, "--quick", "--points", "24", "--out", outs.folder, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.equal(summary.dataset, `imagefolder:${folder}`);
+    assert.equal(summary.imageSize, 64);
+    assert.equal(summary.zeroShotImages, 24);
+    assert.ok(summary.zeroShotTop1 >= 0 && summary.zeroShotTop1 <= 1);
+    assert.deepEqual(Object.keys(summary.metrics).sort(), ["acc1", "acc5", "mean_per_class_recall", ...[1, 5, 10].flatMap((k) => [`image_retrieval_recall@${k}`, `text_retrieval_recall@${k}`])].sort());
+    assert.deepEqual(summary.retrieval, { images: 24, texts: 24, captions: "generated" });
+    assert.equal(summary.skipped, 0);
+    assert.match(r.out[r.out.length - 2], /^wrote .*folder\.html in \d+:\d\d: zero-shot top-1 [\d.]+% on 24 images; modality gap/);
+
+    const html = fs.readFileSync(outs.folder, "utf8");
+    assert.deepEqual(headings(html), ["Training", "Embedding space", "Zero-shot classification", "Retrieval"]);
+    const figures = figurePayloads(html);
+    assert.equal(figures.length, 4, "UMAP, confusion, per-class bars, heatmap (a bare checkpoint has no training curves)");
+    const points = mapPoints(figures[0]);
+    assert.equal(points.reduce((n: number, t: any) => n + t.x.length, 0), summary.umapPoints);
+    assert.equal(points.filter((t: any) => t.marker.symbol === "star").reduce((n: number, t: any) => n + t.x.length, 0), 3, "one class embedding per folder");
+    assert.deepEqual(figures[1].layout.xaxis.ticktext, [...SHAPES], "the confusion matrix names the folders' classes");
+    const thumbs = points.filter((t: any) => t.customdata).flatMap((t: any) => t.customdata);
+    assert.equal(thumbs.length, 24, "a thumbnail per image");
+    const png = Buffer.from(thumbs[0].split(",")[1], "base64");
+    const meta = await sharp(png).metadata();
+    assert.deepEqual([meta.width, meta.height, meta.channels], [64, 64, 3], "the model's input, in RGB");
+    const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    assert.ok(data.some((v: number, i: number) => i % 3 === 0 && (v !== data[i + 1] || v !== data[i + 2])), "colour survives (not grey)");
+    assert.equal(count(html, "<img "), 1, "the heatmap's image strip");
+  });
+
+  it("on a CSV without labels: retrieval on the file's own captions only, said so", async () => {
+    const r = await run(["report", "--checkpoint", ckpt, "--data", `csv:${tsv}`, "--quick", "--points", "24", "--out", outs.csv, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.equal(summary.zeroShotTop1, null);
+    assert.equal(summary.zeroShotImages, 0);
+    assert.deepEqual(summary.retrieval, { images: 24, texts: 24, captions: "own" });
+    assert.ok(!("acc1" in summary.metrics) && "image_retrieval_recall@10" in summary.metrics);
+    assert.match(r.out[r.out.length - 2], /: no labels, retrieval only: R@1 image->text [\d.]+%, text->image [\d.]+% on 24 images;/);
+    assert.ok(r.err.some((l) => /no labels: retrieval only/.test(l)));
+    const html = fs.readFileSync(outs.csv, "utf8");
+    assert.deepEqual(headings(html), ["Training", "Embedding space", "Retrieval"]);
+    const figures = figurePayloads(html);
+    assert.equal(figures.length, 2, "UMAP and heatmap");
+    const captions = mapPoints(figures[0]).filter((t: any) => t.marker.symbol === "diamond").flatMap((t: any) => t.text);
+    assert.equal(captions.length, 24, "every own caption is distinct");
+    assert.ok(captions.some((c: string) => c.includes('a square, drawn "by hand" · n°3')), "captions keep their commas, quotes and non-ASCII");
+    assert.ok(!mapPoints(figures[0]).some((t: any) => t.marker.symbol === "star"), "no class embeddings without labels");
+  });
+
+  it("on a CSV with --csv-label-key: zero-shot on the label column as well", async () => {
+    const r = await run(["report", "--checkpoint", ckpt, "--data", `csv:${tsv}`, "--csv-label-key", "label", "--quick", "--points", "24", "--templates", "plain", "--out", outs.csvLabels, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.equal(summary.zeroShotImages, 24);
+    assert.equal(summary.retrieval.captions, "own");
+    const html = fs.readFileSync(outs.csvLabels, "utf8");
+    assert.deepEqual(headings(html), ["Training", "Embedding space", "Zero-shot classification", "Retrieval"]);
+    assert.equal(figurePayloads(html).length, 4);
+    assert.ok(html.includes("&quot;a photo of a {}.&quot;"), "the plain template set");
+  });
+
+  it("--skip-bad-images lists a corrupt image in the report and counts it in the JSON; without it, one line naming the file", async () => {
+    const bad = path.join(dir, "with-bad");
+    await writeShapeFolder(bad, 8);
+    fs.writeFileSync(path.join(bad, "square", "broken.png"), Buffer.from("not a png at all"));
+    const failed = await run(["report", "--checkpoint", ckpt, "--data", `imagefolder:${bad}`, "--quick", "--points", "24", "--out", path.join(dir, "r", "never.html")]);
+    assert.equal(failed.code, 1);
+    const last = failed.err[failed.err.length - 1];
+    assert.match(last, /^cliplab report: .*broken\.png: /);
+    assert.ok(!last.includes("\n") && !/\n\s+at /.test(failed.err.join("\n")), "one line, no stack");
+    assert.ok(!fs.existsSync(path.join(dir, "r", "never.html")));
+
+    const r = await run(["report", "--checkpoint", ckpt, "--data", `imagefolder:${bad}`, "--skip-bad-images", "--quick", "--points", "24", "--out", outs.skip, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.equal(summary.skipped, 1);
+    assert.equal(summary.skippedItems.length, 1);
+    assert.ok(summary.skippedItems[0].key.endsWith("broken.png"));
+    assert.equal(summary.skippedItems[0].stage, "evaluation");
+    assert.equal(summary.zeroShotImages, 24, "the other images all count");
+    assert.ok(r.err.some((l) => /^skipped .*broken\.png \(evaluation\): /.test(l)));
+    const html = fs.readFileSync(outs.skip, "utf8");
+    assert.deepEqual(headings(html), ["Training", "Embedding space", "Zero-shot classification", "Retrieval", "Skipped images"]);
+    assert.ok(html.includes("broken.png</td>"));
+    assert.ok(html.includes("1 unreadable image left out"));
+  });
+
+  it("a source with neither labels nor captions, or a bad --data, is a one-line error before any work", async () => {
+    const flat = path.join(dir, "flat");
+    fs.mkdirSync(flat);
+    for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(flat, `p${i}.png`), await shapePng(i, 40, 40, i));
+    const r = await run(["report", "--checkpoint", ckpt, "--data", `imagefolder:${flat}`, "--out", path.join(dir, "r", "flat.html")]);
+    assert.equal(r.code, 1);
+    assert.match(r.err[r.err.length - 1], /^cliplab report: imagefolder:.*flat: has neither labels nor captions, so the report has nothing to measure/);
+    const bad = await run(["report", "--checkpoint", ckpt, "--data", "photos", "--out", path.join(dir, "r", "x.html")]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err[bad.err.length - 1], /^cliplab report: --data "photos": unknown source kind "photos"; valid kinds: fashion-mnist, imagefolder, csv/);
+    assert.equal((await run(["report", "--checkpoint", ckpt, "--val-data", `imagefolder:${folder}`])).code, 2, "--val-data is for training");
+  });
+
+  it("the image-folder and CSV reports render every figure in headless Chromium, offline, with no JavaScript error", async () => {
+    const checks = await checkHtmlFiles([outs.folder, outs.csv, outs.csvLabels, outs.skip]);
+    const want = [4, 2, 4, 4];
+    checks.forEach((c, i) => {
+      assert.deepEqual(c.problems, [], `${c.file}: ${c.problems.join("; ")}`);
+      assert.equal(c.figures.length, want[i], `${c.file}: figures drawn`);
+      assert.ok(c.figures.every((f) => f.marks > 0));
+    });
   });
 });
