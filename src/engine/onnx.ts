@@ -35,6 +35,11 @@ export interface OnnxEngineOptions {
   runtime?: OnnxRuntime;
   /** The package to require when `runtime` is not given (default "onnxruntime-node"). */
   runtimeModule?: string;
+  /**
+   * fromClip: largest model handed over as bytes (default just under protobuf's 2 GiB); a larger
+   * one is written with external data to a temporary directory, loaded, and the directory removed.
+   */
+  maxInlineBytes?: number;
 }
 
 interface EngineInfo {
@@ -123,7 +128,7 @@ export class OnnxEngine implements EmbeddingEngine {
       contextLength: clip.config.text_cfg.context_length,
       vocabSize: clip.config.text_cfg.vocab_size,
     };
-    const [vision, text] = await sessionsFor(ort, models, options);
+    const [vision, text] = await sessionsFor(ort, models, options, opts.maxInlineBytes ?? DEFAULT_MAX_INLINE_BYTES);
     return new OnnxEngine(ort, vision, text, info, options.intraOpNumThreads!);
   }
 
@@ -167,8 +172,13 @@ export class OnnxEngine implements EmbeddingEngine {
   }
 }
 
-async function sessionsFor(ort: OnnxRuntime, models: ClipOnnx, options: InferenceSession.SessionOptions): Promise<[InferenceSession, InferenceSession]> {
-  const large = [models.vision, models.text].some((m) => initializerBytes(m) > DEFAULT_MAX_INLINE_BYTES);
+async function sessionsFor(
+  ort: OnnxRuntime,
+  models: ClipOnnx,
+  options: InferenceSession.SessionOptions,
+  maxInlineBytes: number,
+): Promise<[InferenceSession, InferenceSession]> {
+  const large = [models.vision, models.text].some((m) => initializerBytes(m) > maxInlineBytes);
   if (!large) {
     // One model's bytes at a time: the buffer is garbage once its session holds the weights.
     const vision = await createSession(ort, serializeModel(models.vision), options, "the exported vision model");
@@ -177,7 +187,7 @@ async function sessionsFor(ort: OnnxRuntime, models: ClipOnnx, options: Inferenc
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cliplab-onnx-"));
   try {
-    writeClipOnnx(models, dir);
+    writeClipOnnx(models, dir, { maxInlineBytes });
     const vision = await createSession(ort, path.join(dir, VISION_FILE), options, "the exported vision model");
     const text = await createSession(ort, path.join(dir, TEXT_FILE), options, "the exported text model");
     return [vision, text];

@@ -212,6 +212,22 @@ describe("onnx engine set-up", () => {
     await rejectsOneLine(OnnxEngine.fromDirectory(dir), /onnxruntime could not load .*text_model\.onnx: /);
     fs.rmSync(path.join(dir, "vision_model.onnx"));
     await rejectsOneLine(OnnxEngine.fromDirectory(dir), /vision_model\.onnx is missing/);
+    // A model over the in-memory limit (lowered here from 2 GiB) goes through external data in a temporary directory.
+    const before = fs.readdirSync(require("node:os").tmpdir()).filter((f: string) => f.startsWith("cliplab-onnx-")).length;
+    const made: string[] = [];
+    const realFs = require("node:fs"); // the module object itself (an import namespace is read-only)
+    const mkdtemp = realFs.mkdtempSync;
+    realFs.mkdtempSync = (prefix: string) => (made.push(prefix), mkdtemp(prefix));
+    let viaFiles: OnnxEngine;
+    try {
+      viaFiles = await OnnxEngine.fromClip(clip, { threads: 1, maxInlineBytes: 100_000 });
+    } finally {
+      realFs.mkdtempSync = mkdtemp;
+    }
+    assert.equal(made.length, 1, "one temporary export directory");
+    assert.ok(relDiff(await viaFiles.embedImages(fixturePixels("tiny_vit"), 2), readExpected("tiny_vit").f64.image_features.data) < 1e-5);
+    assert.equal(fs.readdirSync(require("node:os").tmpdir()).filter((f: string) => f.startsWith("cliplab-onnx-")).length, before, "temporary directory removed");
+    viaFiles.dispose();
     const quiet = await OnnxEngine.fromClip(clip, { threads: 2, spinning: false, graphOptimizationLevel: "basic" });
     const pixels = fixturePixels("tiny_vit");
     assert.ok(relDiff(await quiet.embedImages(pixels, 2), readExpected("tiny_vit").f64.image_features.data) < 1e-5, "other session options, same features");
