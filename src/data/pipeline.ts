@@ -77,6 +77,8 @@ export class PreparePool {
     const inflight = intOption(opts.inflight, 2, 1, "PreparePool: inflight");
     const sharpThreads = opts.sharpThreads === undefined ? null : intOption(opts.sharpThreads, 1, 1, "PreparePool: sharpThreads");
     this.spec = { transform, augment: toAugmentation(opts.augment, "PreparePool: augment") };
+    // sharp is already loaded on this thread (prepare.ts imports it), as sharp requires before
+    // worker threads load it: its shared libraries then outlive every worker.
     // The entry is this folder's pipeline_worker with this file's extension (.ts under tsx).
     const ext = path.extname(__filename);
     const entry = path.join(__dirname, `pipeline_worker${ext}`);

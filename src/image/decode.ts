@@ -214,6 +214,7 @@ function bands(r: Raw, pick: number[]): Uint8Array {
   const out = new Uint8Array(n * k);
   const shift = r.data instanceof Uint16Array ? 8 : 0;
   for (const b of pick) if (b >= r.channels) throw new Error(`decoded ${r.channels} bands, expected at least ${b + 1}`);
+  if (shift === 0 && k === r.channels && pick.every((b, j) => b === j)) return (r.data as Uint8Array).slice(); // all bands, in order
   for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) out[i * k + j] = r.data[i * r.channels + pick[j]] >> shift;
   return out;
 }
