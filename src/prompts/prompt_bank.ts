@@ -13,9 +13,9 @@
  * exactly (a = 1 on a subset S is CLIP's mean-of-normalised, renormalised ensemble of S).
  */
 import * as tf from "@tensorflow/tfjs";
-import { tokenize } from "../text/tokenize";
-import { checkLabels, checkPositiveInt, fmtShape } from "../eval/checks";
-import type { Tokenizer, ZeroShotImageModel, ZeroShotModel } from "../eval/zero_shot";
+import { checkLabels, checkPositiveInt } from "../eval/checks";
+import { encodePixels, encodeTexts, type EncodedImages, type ImageFeatureModel } from "../eval/encode";
+import type { Tokenizer, ZeroShotModel } from "../eval/zero_shot";
 import { checkClassNames, checkPromptsFit, checkTemplates, fillPrompt } from "./templates";
 
 /** Unit image features with labels. */
@@ -42,59 +42,34 @@ export interface PromptBank {
 export type PixelBatches = (start: number, end: number) => tf.Tensor4D;
 
 export interface EncodeOptions {
-  /** Images or prompts per encoder call; default 256. */
+  /** Images or prompts per encoder call; default from the model config and a memory budget (src/eval/encode.ts). */
   batchSize?: number;
 }
 
-function normalizeRowsInPlace(x: Float32Array, dim: number, what: string): void {
-  for (let r = 0; r < x.length / dim; r++) {
-    let s = 0;
-    for (let d = 0; d < dim; d++) s += x[r * dim + d] ** 2;
-    const norm = Math.sqrt(s);
-    if (!(norm > 0) || !Number.isFinite(norm)) throw new Error(`${what}: row ${r} has norm ${norm} (a zero or non-finite feature)`);
-    for (let d = 0; d < dim; d++) x[r * dim + d] /= norm;
-  }
-}
-
-/** Unit image features of `n` images read `batchSize` at a time, with their labels. */
-export function encodeImageFeatures(
-  model: Pick<ZeroShotImageModel, "encodeImage">,
-  pixels: PixelBatches,
-  labels: Int32Array | readonly number[],
-  opts: EncodeOptions = {},
-): FeatureSet {
+/**
+ * Unit image features of `n` images whose pixels are already in memory, with their labels: the
+ * batched encoder's `encodePixels`, normalised, plus the labels.
+ */
+export function encodeImageFeatures(model: ImageFeatureModel, pixels: PixelBatches, labels: Int32Array | readonly number[], opts: EncodeOptions = {}): FeatureSet {
   const fn = "encodeImageFeatures";
   const y = checkLabels(fn, "labels", labels, undefined);
-  const n = y.length;
-  if (n === 0) throw new Error(`${fn}: no images (labels is empty)`);
-  const batchSize = checkPositiveInt(fn, "batchSize", opts.batchSize ?? 256);
-  let out: Float32Array | undefined;
-  let dim = 0;
-  for (let start = 0; start < n; start += batchSize) {
-    const end = Math.min(n, start + batchSize);
-    const batch = pixels(start, end);
-    let values: Float32Array;
-    try {
-      if (!(batch instanceof tf.Tensor) || batch.rank !== 4 || batch.shape[0] !== end - start) {
-        throw new Error(`${fn}: pixels(${start}, ${end}) must return a tf.Tensor4D [${end - start}, S, S, 3], got ${batch instanceof tf.Tensor ? fmtShape(batch) : typeof batch}`);
-      }
-      const f = model.encodeImage(batch); // [b, D]
-      try {
-        values = f.dataSync() as Float32Array;
-        if (out === undefined) {
-          dim = f.shape[1];
-          out = new Float32Array(n * dim);
-        }
-      } finally {
-        f.dispose();
-      }
-    } finally {
-      if (batch instanceof tf.Tensor) batch.dispose();
-    }
-    out.set(values, start * dim);
+  if (y.length === 0) throw new Error(`${fn}: no images (labels is empty)`);
+  if (opts.batchSize !== undefined) checkPositiveInt(fn, "batchSize", opts.batchSize);
+  const f = encodePixels(model, pixels, y.length, { batchSize: opts.batchSize, normalize: true });
+  return { features: f.values, dim: f.dim, n: f.n, labels: y };
+}
+
+/**
+ * The feature set of images encoded by the batched encoder (`encodeImages` with `normalize`):
+ * every row must carry a label (a one-line error names the first item without one).
+ */
+export function featureSetOf(encoded: EncodedImages, numClasses: number, what = "featureSetOf"): FeatureSet {
+  for (let i = 0; i < encoded.n; i++) {
+    const y = encoded.labels[i];
+    if (y < 0) throw new RangeError(`${encoded.keys[i]}: has no label, but ${what} needs one for every image`);
+    if (y >= numClasses) throw new RangeError(`${encoded.keys[i]}: label ${y} outside the ${numClasses} classes [0, ${numClasses})`);
   }
-  normalizeRowsInPlace(out!, dim, fn);
-  return { features: out!, dim, n, labels: y };
+  return { features: encoded.values, dim: encoded.dim, n: encoded.n, labels: encoded.labels };
 }
 
 /** The features and labels of rows `indices` of a feature set (a copy). */
@@ -116,34 +91,6 @@ export interface PromptBankOptions extends EncodeOptions {
   tokenizer?: Tokenizer;
 }
 
-/** Unit text embeddings of the prompts (texts[i]) as [texts.length, D]. */
-export function encodeTexts(model: Pick<ZeroShotModel, "encodeText">, texts: string[], tokenizer: Tokenizer, batchSize: number): { values: Float32Array; dim: number } {
-  let out: Float32Array | undefined;
-  let dim = 0;
-  for (let start = 0; start < texts.length; start += batchSize) {
-    const batch = texts.slice(start, start + batchSize);
-    const tokens = tokenizer(batch);
-    let values: Float32Array;
-    try {
-      const f = model.encodeText(tokens); // [b, D]
-      try {
-        values = f.dataSync() as Float32Array;
-        if (out === undefined) {
-          dim = f.shape[1];
-          out = new Float32Array(texts.length * dim);
-        }
-      } finally {
-        f.dispose();
-      }
-    } finally {
-      tokens.dispose();
-    }
-    out.set(values, start * dim);
-  }
-  normalizeRowsInPlace(out!, dim, "encodeTexts");
-  return { values: out!, dim };
-}
-
 /** Encodes every template x class prompt once. */
 export function encodePromptBank(
   model: ZeroShotModel,
@@ -154,12 +101,11 @@ export function encodePromptBank(
   const fn = "encodePromptBank";
   const names = checkClassNames(classNames, fn);
   const temps = checkTemplates(templates, fn);
-  const batchSize = checkPositiveInt(fn, "batchSize", opts.batchSize ?? 256);
-  const contextLength = model.config.text_cfg.context_length;
-  if (opts.tokenizer === undefined) checkPromptsFit(names, temps, contextLength, fn);
-  const tokenizer: Tokenizer = opts.tokenizer ?? ((texts) => tokenize(texts, { contextLength }));
+  if (opts.batchSize !== undefined) checkPositiveInt(fn, "batchSize", opts.batchSize);
+  // With CLIP's BPE a prompt longer than the context would lose its class name: refuse it first.
+  if (opts.tokenizer === undefined) checkPromptsFit(names, temps, model.config.text_cfg.context_length, fn);
   const prompts = temps.flatMap((t) => names.map((c) => fillPrompt(t, c)));
-  const { values, dim } = encodeTexts(model, prompts, tokenizer, batchSize);
+  const { values, dim } = encodeTexts(model, prompts, { tokenizer: opts.tokenizer, batchSize: opts.batchSize, normalize: true });
   return { classNames: names, templates: temps, dim, text: values, gram: gramMatrices(values, temps.length, names.length, dim) };
 }
 

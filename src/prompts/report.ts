@@ -74,12 +74,13 @@ export function promptStudySection(result: PromptStudyResult): ReportSection {
   blocks.push({
     kind: "text",
     text:
-      `Zero-shot classification of ${result.classNames.length} classes on ${result.n.test} test images with ${result.templates.length} prompt templates ` +
+      `Zero-shot classification of ${result.classNames.length} classes on ${result.n.test} test images of ${result.datasets.test} with ${result.templates.length} prompt templates ` +
       `(logit scale ${result.logitScale.toFixed(2)}). Single templates reach ${(100 * s.top1.mean).toFixed(2)}% top-1 on average ` +
       `(std ${(100 * s.top1.std).toFixed(2)}, worst ${(100 * s.top1.min).toFixed(2)}%: ${JSON.stringify(s.worst.template)}, best ${(100 * s.top1.max).toFixed(2)}%: ${JSON.stringify(s.best.template)}). ` +
       `The ensemble of all templates reaches ${(100 * s.ensemble.top1).toFixed(2)}%, a gain of ${pts(g.mean)} points over the mean single template ` +
       `(paired bootstrap ${Math.round(g.level * 100)}% interval ${pts(g.low)} to ${pts(g.high)}, ${g.samples} resamples of the test images).\n\n` +
-      `Templates, weights, the linear probe's penalty and the fitted temperature are all chosen on ${result.n.validation} validation images carved from the training split; the test split is only scored.`,
+      `Templates, weights, the linear probe's penalty and the fitted temperature are all chosen on ${result.n.validation} validation images carved from the training split (${result.datasets.train}); the test split is only scored.` +
+      (result.n.skipped ? ` ${result.n.skipped} unreadable image${result.n.skipped === 1 ? " was" : "s were"} skipped.` : ""),
   });
   blocks.push({ kind: "figure", figure: templateAccuracyFigure(result), caption: "Per-template zero-shot accuracy." });
   blocks.push(
@@ -153,14 +154,16 @@ export function promptStudySection(result: PromptStudyResult): ReportSection {
         ["image -> text", pct(r.imageToText["R@1"]), pct(r.imageToText["R@5"]), pct(r.imageToText["R@10"]), r.imageToText.medianRank],
         ["text -> image", pct(r.textToImage["R@1"]), pct(r.textToImage["R@5"]), pct(r.textToImage["R@10"]), r.textToImage.medianRank],
       ],
-      `Retrieval: ${result.n.retrieval} test images, each paired with one seeded caption.`,
+      result.n.retrievalTexts === result.n.retrieval
+        ? `Retrieval: ${result.n.retrieval} test images, each paired with one caption (its own, or one generated from its class, seeded).`
+        : `Retrieval: ${result.n.retrieval} test images and their ${result.n.retrievalTexts} captions (image -> text: a hit when any of the image's captions is in the top K).`,
     ),
   );
   blocks.push(
     table(
       ["logit scale", "InfoNCE loss", "p(match) i->t", "p(match) t->i", "gap", "R@1 i->t (%)", "R@1 t->i (%)"],
       result.temperature.map((t) => [t.scale, t.loss, t.matchProbImageToText, t.matchProbTextToImage, t.gap, pct(t.recallAt1ImageToText), pct(t.recallAt1TextToImage)]),
-      "Temperature sweep: rescaling the logits after training leaves cosines, the gap and every ranking unchanged; only softmax quantities move.",
+      "Temperature sweep (each image with its first caption): rescaling the logits after training leaves cosines, the gap and every ranking unchanged; only softmax quantities move.",
       3,
     ),
   );

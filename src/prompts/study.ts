@@ -1,6 +1,7 @@
 /**
- * The whole prompt study of one model on a labelled image dataset (Fashion-MNIST by default),
- * returned as a plain object for notebooks, reports (`promptStudySection`) and JSON:
+ * The whole prompt study of one model on labelled image datasets (any source: Fashion-MNIST, an
+ * image folder, a CSV, WebDataset shards, Parquet), returned as a plain object for notebooks,
+ * reports (`promptStudySection`) and JSON:
  *   - sensitivity of every template in a pool (CLIP §3.1.4, https://arxiv.org/abs/2103.00020) and
  *     the ensemble's gain over the mean single template with a paired bootstrap interval;
  *   - each named template set's mean single-template and ensemble accuracy;
@@ -10,47 +11,64 @@
  *     the test split against the all-templates ensemble;
  *   - k-shot curves: CoOp (https://arxiv.org/abs/2109.01134) vs a linear probe vs zero-shot, from
  *     nested k-shot samples of the training split outside the validation split;
- *   - retrieval (Recall@1/5/10, median rank, test images paired with one caption each), the
- *     modality gap vs temperature, and calibration (ECE at the model's temperature and at a
- *     temperature fitted on validation).
+ *   - retrieval (Recall@1/5/10, median rank; each test image paired with its own captions, or
+ *     with one generated caption, seeded per item: `pairedCaptions`), the modality gap vs
+ *     temperature, and calibration (ECE at the model's temperature and at a temperature fitted on
+ *     validation).
  * Order matters for honesty: everything chosen (templates, weights, probe penalty, temperature)
  * is chosen from training-split data before the test features are used.
+ *
+ * Images go through the model's own preprocessing (`modelTransform`: Fashion-MNIST's "pad" puts
+ * the 28 px image on the model's black canvas, exactly as the old in-memory path did, so its
+ * numbers are unchanged) and the batched encoder. How the training split is read (labels first,
+ * then only the chosen images) is in study_data.ts.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Batcher } from "../data/batcher";
-import { CaptionSet, imageAttributes } from "../data/captions";
-import type { LabelledImages } from "../data/fashion_mnist";
-import { Random } from "../util/random";
-import { tokenize } from "../text/tokenize";
+import type { CaptionSet } from "../data/captions";
+import type { Dataset, SkippedItem } from "../data/dataset";
+import { isFashionMnist } from "../data/sources/fashion_mnist";
+import type { ImageTransform } from "../image/transform";
+import { modelTransform, type ClipConfig } from "../model/config";
 import type { ZeroShotModel } from "../eval/zero_shot";
+import { encodeTexts, type EncodeProgress } from "../eval/encode";
 import { classificationMetrics, fitLogitScale, top1Accuracy } from "../eval/classifier_metrics";
 import { sampleFewShot } from "../eval/few_shot";
 import { trainLinearProbe } from "../eval/linear_probe";
 import { retrievalMetrics, type RetrievalMetrics } from "../eval/retrieval";
 import { gapShiftSweep, temperatureSweep, type GapShiftRow, type TemperatureRow } from "../eval/gap_temperature";
-import { encodeImageFeatures, encodePromptBank, encodeTexts, ensembleScores, singleTemplateScores, subsetFeatures, templateCosines, type FeatureSet } from "./prompt_bank";
+import { encodePromptBank, ensembleScores, featureSetOf, singleTemplateScores, subsetFeatures, templateCosines, type FeatureSet } from "./prompt_bank";
 import { promptSensitivity, type SensitivityResult } from "./sensitivity";
 import { paraphraseRobustness, type ParaphraseRow } from "./paraphrase";
 import { carveValidation, greedyTemplateSelection, selectionWeights, weightedTemplateEnsemble, type GreedySelection } from "./selection";
 import { classWeightScores, trainCoOp, type CoOpModel, type CoOpOptions } from "./coop";
-import { loadTemplateSet } from "./templates";
+import { checkClassNames, loadTemplateSet } from "./templates";
+import { encodeSplit, featuresAt, itemsAt, readLabels } from "./study_data";
 
-export type PromptStudyModel = ZeroShotModel & CoOpModel;
+/** What the study needs of a model; `Clip` satisfies it. */
+export type PromptStudyModel = ZeroShotModel & CoOpModel & { readonly config: ClipConfig };
 
 export interface PromptStudyOptions {
-  /** Training split (validation and k-shot images come from here only). */
-  train: LabelledImages;
-  test: LabelledImages;
-  /** Class names and synonyms; default CaptionSet.load() (Fashion-MNIST). */
+  /** Training split, labelled (validation and k-shot images come from here only). */
+  train: Dataset;
+  /** Test split, labelled (zero-shot classification needs classes). */
+  test: Dataset;
+  /** Class names used in prompts, in label order; default the test dataset's `classNames`. */
+  classNames?: readonly string[];
+  /** Synonyms per class for the paraphrase study; default Fashion-MNIST's captions on that source, else none (no "synonym" row). */
   captions?: CaptionSet;
-  /** Class names used in prompts; default the captions' canonical names. */
-  classNames?: string[];
-  /** Named template sets to compare; default plain, imagenet7, imagenet80, fashion (+ "captions-eval"). */
-  templateSets?: Record<string, string[]>;
-  /** Templates for paraphrase robustness; default the "fashion" set. */
-  paraphraseTemplates?: string[];
+  /** Named template sets to compare; default `defaultTemplateSets(test)`. */
+  templateSets?: Record<string, readonly string[]>;
+  /** Templates for paraphrase robustness; default the "fashion" set on Fashion-MNIST, else the source's templates, else imagenet7. */
+  paraphraseTemplates?: readonly string[];
+  /** The model's preprocessing; default `modelTransform(model.config)`. */
+  transform?: ImageTransform;
   /** First N test images; default all. */
   testLimit?: number;
+  /** First N training items (labels are read from these, the chosen images decoded); default all. */
+  trainLimit?: number;
+  /** Go on past unreadable images, reporting each through `onSkip` (otherwise the first one throws). */
+  skipBadImages?: boolean;
+  onSkip?: (item: SkippedItem) => void;
   /** Validation images per class carved from the training split; default 100. */
   validationPerClass?: number;
   /** Shots per class; default [1, 2, 4, 8, 16]. Empty: no k-shot study. */
@@ -62,7 +80,7 @@ export interface PromptStudyOptions {
   probeL2Grid?: number[];
   /** Trials per paraphrase kind; default 5 (0: skip). */
   paraphraseTrials?: number;
-  /** Test images (with one caption each) for retrieval and the gap; default 1000. */
+  /** Test images (with their paired captions) for retrieval and the gap; default 1000. */
   retrievalImages?: number;
   /** Logit multipliers for the temperature sweep; default [1, 5, 10, 20, 50, 100] plus the model's. */
   temperatureScales?: number[];
@@ -70,9 +88,12 @@ export interface PromptStudyOptions {
   gapLambdas?: number[];
   bootstrapSamples?: number;
   seed?: number;
+  /** Images or prompts per encoder call; default from the model config and a memory budget. */
   batchSize?: number;
   /** Progress (which stage starts); the library never prints. */
   onProgress?: (stage: string) => void;
+  /** Encoder progress within a stage (images or texts done). */
+  onEncodeProgress?: (p: EncodeProgress) => void;
 }
 
 export interface TemplateSetRow {
@@ -110,9 +131,12 @@ export interface FewShotCurve {
 }
 
 export interface PromptStudyResult {
+  /** The datasets' names (`Dataset.name`). */
+  datasets: { train: string; test: string };
   classNames: string[];
   logitScale: number;
-  n: { test: number; validation: number; retrieval: number };
+  /** Images used; `retrievalTexts` counts the captions paired with the retrieval images; `skipped` the unreadable items left out. */
+  n: { test: number; validation: number; retrieval: number; retrievalTexts: number; skipped: number };
   /** The template pool: union of the named sets, in order. */
   templates: string[];
   sensitivity: SensitivityResult;
@@ -148,45 +172,90 @@ function std(xs: number[]): number {
   return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
 }
 
-/** The default named template sets. */
-export function defaultTemplateSets(captions: CaptionSet): Record<string, string[]> {
+/**
+ * The default named template sets for a dataset: plain, imagenet7 and imagenet80; on
+ * Fashion-MNIST also "fashion" and its captions' evaluation templates ("captions-eval"); on a
+ * source that ships templates (WebDataset's zeroshot_classification_templates.txt), those ("source").
+ */
+export function defaultTemplateSets(ds?: Dataset): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (const name of ["plain", "imagenet7", "imagenet80", "fashion"]) out[name] = loadTemplateSet(name).templates;
-  out["captions-eval"] = captions.spec.evalTemplates.slice();
+  for (const name of ["plain", "imagenet7", "imagenet80"]) out[name] = loadTemplateSet(name).templates;
+  if (ds && isFashionMnist(ds)) {
+    out.fashion = loadTemplateSet("fashion").templates;
+    out["captions-eval"] = ds.captionSet.spec.evalTemplates.slice();
+  } else if (ds?.templates?.length) {
+    out.source = ds.templates.slice();
+  }
   return out;
+}
+
+/** The class names of the study: given, else the test dataset's; the training split must agree. */
+function studyClassNames(fn: string, train: Dataset, test: Dataset, given: readonly string[] | undefined): string[] {
+  for (const [what, ds] of [["test", test], ["train", train]] as const) {
+    if (!ds.hasLabels) throw new RangeError(`${fn}: the ${what} dataset ${ds.spec} has no labels; the prompt study needs labelled train and test splits (zero-shot classification needs classes)`);
+  }
+  if (given) return checkClassNames(given, fn);
+  const names = test.classNames ?? train.classNames;
+  if (!names || names.length === 0) throw new RangeError(`${fn}: the test dataset ${test.spec} has no class names; pass classNames (or --classnames FILE)`);
+  if (train.classNames && test.classNames && train.classNames.join("\n") !== test.classNames.join("\n")) {
+    throw new RangeError(`${fn}: the train dataset ${train.spec} has classes ${JSON.stringify(train.classNames)}, the test dataset ${test.spec} ${JSON.stringify(test.classNames)}; they must be the same classes in the same order`);
+  }
+  return checkClassNames(names.slice(), fn);
 }
 
 export async function runPromptStudy(clip: PromptStudyModel, opts: PromptStudyOptions): Promise<PromptStudyResult> {
   const fn = "runPromptStudy";
-  if (!opts || !opts.train || !opts.test) throw new Error(`${fn}: options { train, test } (LabelledImages) are required`);
+  if (!opts || !opts.train || !opts.test || typeof opts.train.items !== "function" || typeof opts.test.items !== "function") {
+    throw new TypeError(`${fn}: options { train, test } (Datasets, e.g. from openDataset) are required`);
+  }
   const progress = opts.onProgress ?? (() => {});
   const seed = opts.seed ?? 0;
-  const batchSize = opts.batchSize ?? 256;
-  const captions = opts.captions ?? CaptionSet.load();
-  const classNames = opts.classNames ?? captions.spec.classes.map((c) => c.canonical);
+  const batchSize = opts.batchSize;
+  const classNames = studyClassNames(fn, opts.train, opts.test, opts.classNames);
   const c = classNames.length;
-  const sets = opts.templateSets ?? defaultTemplateSets(captions);
+  const captions = opts.captions ?? (isFashionMnist(opts.test) ? opts.test.captionSet : undefined);
+  const sets = opts.templateSets ?? defaultTemplateSets(opts.test);
   const pool = [...new Set(Object.values(sets).flat())];
   const scale = Math.exp(clip.logitScale.dataSync()[0]);
-  const size = clip.config.vision_cfg.image_size;
+  const transform = opts.transform ?? modelTransform(clip.config);
 
-  const reader = (data: LabelledImages) => new Batcher(data, { batchSize: 1, seed: 0, imageSize: size, captions: null });
-  const encodeSplit = (data: LabelledImages, indices: Int32Array): FeatureSet => {
-    const b = reader(data);
-    return encodeImageFeatures(
-      clip,
-      (s, e) => tf.tensor4d(b.pixelsFor(indices.subarray(s, e)), [e - s, size, size, 3]),
-      Int32Array.from(indices, (i) => data.labels[i]),
-      { batchSize },
-    );
+  // Every skipped item once (the training split is read twice: labels, then the chosen images).
+  const skippedKeys = new Set<string>();
+  const onSkip = (s: SkippedItem) => {
+    if (skippedKeys.has(s.key)) return;
+    skippedKeys.add(s.key);
+    opts.onSkip?.(s);
   };
+  const read = { skipBadImages: opts.skipBadImages, onSkip };
+  const encodeOpts = { ...read, transform, batchSize, onProgress: opts.onEncodeProgress };
 
   // 1. Everything from the training split: validation and k-shot features.
   progress("prompt bank");
   const bank = encodePromptBank(clip, classNames, pool, { batchSize });
-  progress("validation features");
-  const { validation: valIdx, rest } = carveValidation(opts.train.labels, c, opts.validationPerClass ?? 100, seed);
-  const validation = encodeSplit(opts.train, valIdx);
+  progress("training labels");
+  const trainLabels = await readLabels(opts.train, c, { ...read, limit: opts.trainLimit });
+  const { validation: valIdx, rest } = carveValidation(trainLabels.labels, c, opts.validationPerClass ?? 100, seed);
+
+  // k-shot samples (nested: the k-shot set is the first k of each class's 16-shot draw).
+  const shots = opts.shots ?? [1, 2, 4, 8, 16];
+  const seeds = opts.fewShotSeeds ?? [0];
+  const kMax = shots.length ? Math.max(...shots) : 0;
+  const fewShotIdx = new Map<number, Int32Array>();
+  if (kMax > 0) for (const s of seeds) fewShotIdx.set(s, sampleFewShot(trainLabels.labels, c, kMax, { seed: s, pool: rest, classNames }));
+
+  // Only the chosen training images are decoded and encoded, once each.
+  progress("validation and k-shot features");
+  const position = (j: number) => trainLabels.indices[j];
+  const chosen = Int32Array.from(new Set([...valIdx, ...[...fewShotIdx.values()].flatMap((a) => [...a])].map(position))).sort();
+  const trainFeatures = await encodeSplit(clip, itemsAt(opts.train, chosen, opts.trainLimit), encodeOpts);
+  const keyOf = new Map<number, string>();
+  trainLabels.indices.forEach((p, j) => keyOf.set(p, trainLabels.keys[j]));
+  const validation = featuresAt(trainFeatures, Array.from(valIdx, position));
+  if (validation.n === 0) throw new RangeError(`${fn}: no validation image of ${opts.train.spec} could be read`);
+  const fewShotSets = new Map<number, FeatureSet>();
+  for (const [s, idx] of fewShotIdx) {
+    fewShotSets.set(s, featuresAt(trainFeatures, Array.from(idx, position), { required: "the k-shot sample", keyOf: (p) => keyOf.get(p) ?? `item ${p}` }));
+  }
 
   progress("template selection");
   const greedy = greedyTemplateSelection(bank, validation, { logitScale: scale });
@@ -198,32 +267,20 @@ export async function runPromptStudy(clip: PromptStudyModel, opts: PromptStudyOp
   const valAllScores = ensembleScores(bank, valCos, allWeights);
   const fittedScale = fitLogitScale(valAllScores, validation.labels, c);
 
-  // k-shot samples (nested: the k-shot set is the first k of each class's 16-shot draw).
-  const shots = opts.shots ?? [1, 2, 4, 8, 16];
-  const seeds = opts.fewShotSeeds ?? [0];
-  const kMax = shots.length ? Math.max(...shots) : 0;
-  const fewShotSets = new Map<number, FeatureSet>();
-  if (kMax > 0) {
-    progress("k-shot features");
-    for (const s of seeds) {
-      const idx = sampleFewShot(opts.train.labels, c, kMax, { seed: s, pool: rest, classNames });
-      fewShotSets.set(s, encodeSplit(opts.train, idx));
-    }
-  }
-
-  // 2. The test split.
+  // 2. The test split: every image, with the captions it is paired with for retrieval.
   progress("test features");
-  const testN = Math.min(opts.testLimit ?? opts.test.count, opts.test.count);
-  const test = encodeSplit(opts.test, Int32Array.from({ length: testN }, (_, i) => i));
+  const testEncoded = await encodeSplit(clip, opts.test, { ...encodeOpts, limit: opts.testLimit, captionSeed: seed });
+  const test = featureSetOf(testEncoded, c, `${fn} (the test split)`);
+  const testN = test.n;
   const testCos = templateCosines(bank, test);
 
   progress("sensitivity");
   const sensitivity = promptSensitivity(bank, test, { logitScale: scale, cosines: testCos, bootstrap: { samples: opts.bootstrapSamples ?? 2000, seed } });
   const templateSets: TemplateSetRow[] = Object.entries(sets).map(([name, temps]) => {
-    const ids = temps.map((t) => pool.indexOf(t));
+    const ids = [...new Set(temps)].map((t) => pool.indexOf(t));
     const singles = ids.map((i) => sensitivity.perTemplate[i].top1);
     const m = classificationMetrics(ensembleScores(bank, testCos, selectionWeights(bank, ids)), test.labels, c);
-    return { name, size: temps.length, meanSingleTop1: mean(singles), minSingleTop1: Math.min(...singles), maxSingleTop1: Math.max(...singles), ensembleTop1: m.top1, ensembleTop5: m.top5 };
+    return { name, size: ids.length, meanSingleTop1: mean(singles), minSingleTop1: Math.min(...singles), maxSingleTop1: Math.max(...singles), ensembleTop1: m.top1, ensembleTop5: m.top5 };
   });
 
   const testTop1 = (a: number[]) => top1Accuracy(ensembleScores(bank, testCos, a), test.labels, c);
@@ -248,8 +305,9 @@ export async function runPromptStudy(clip: PromptStudyModel, opts: PromptStudyOp
   let paraphrase: ParaphraseRow[] = [];
   if ((opts.paraphraseTrials ?? 5) > 0) {
     progress("paraphrase robustness");
-    paraphrase = paraphraseRobustness(clip, test, classNames, opts.paraphraseTemplates ?? sets.fashion ?? pool, {
-      synonyms: captions.spec.classes.map((k) => k.synonyms),
+    const templates = opts.paraphraseTemplates ?? sets.fashion ?? sets.source ?? sets.imagenet7 ?? pool;
+    paraphrase = paraphraseRobustness(clip, test, classNames, [...new Set(templates)], {
+      synonyms: captions?.spec.classes.map((k) => k.synonyms),
       trials: opts.paraphraseTrials ?? 5,
       seed,
       batchSize,
@@ -285,35 +343,44 @@ export async function runPromptStudy(clip: PromptStudyModel, opts: PromptStudyOp
   const plainIndex = pool.indexOf("a photo of a {}.");
   const zeroShotPlainTop1 = plainIndex >= 0 ? sensitivity.perTemplate[plainIndex].top1 : NaN;
 
-  // Retrieval, gap and temperature: test images paired with one seeded caption each.
+  // Retrieval, gap and temperature on the first m test images and their paired captions. An
+  // image with several captions counts a hit when any of them is in the top K; the gap and
+  // temperature sweeps pair each image with its first caption.
   progress("retrieval");
   const m = Math.min(opts.retrievalImages ?? 1000, testN);
-  const rng = new Random(seed + 1);
   const texts: string[] = [];
+  const textImage: number[] = [];
+  const firstText: number[] = [];
   for (let i = 0; i < m; i++) {
-    const attrs = imageAttributes(opts.test.images, opts.test.height, opts.test.width, i * opts.test.height * opts.test.width);
-    texts.push(captions.captionForTraining(opts.test.labels[i], attrs, rng));
+    firstText.push(texts.length);
+    for (const caption of testEncoded.captions[i]) {
+      texts.push(caption);
+      textImage.push(i);
+    }
   }
-  const ctx = clip.config.text_cfg.context_length;
-  const txt = encodeTexts(clip, texts, (t) => tokenize(t, { contextLength: ctx, truncate: true }), batchSize);
+  const oneEach = texts.length === m;
+  const txt = encodeTexts(clip, texts, { batchSize, normalize: true, onProgress: opts.onEncodeProgress });
   const imgT = tf.tensor2d(test.features.subarray(0, m * test.dim), [m, test.dim]); // [M, D]
-  const txtT = tf.tensor2d(txt.values, [m, txt.dim]); // [M, D]
+  const txtT = tf.tensor2d(txt.values, [txt.n, txt.dim]); // [T, D]
+  const pairT = oneEach ? txtT : (tf.gather(txtT, Int32Array.from(firstText)) as tf.Tensor2D); // [M, D]
   let retrieval: RetrievalMetrics;
   let temperature: TemperatureRow[];
   let gapShift: GapShiftRow[];
   try {
-    retrieval = retrievalMetrics(imgT, txtT, [1, 5, 10]);
+    const perImage = (i: number) => Array.from({ length: (i + 1 < m ? firstText[i + 1] : texts.length) - firstText[i] }, (_, j) => firstText[i] + j);
+    retrieval = oneEach ? retrievalMetrics(imgT, txtT, [1, 5, 10]) : retrievalMetrics(imgT, txtT, [1, 5, 10], { imageToTextTargets: perImage, textToImageTargets: Int32Array.from(textImage) });
     const scales = [...new Set([...(opts.temperatureScales ?? [1, 5, 10, 20, 50, 100]), Number(scale.toPrecision(4))])].sort((a, b) => a - b);
-    temperature = temperatureSweep(imgT, txtT, scales);
-    gapShift = gapShiftSweep(imgT, txtT, opts.gapLambdas ?? [-0.5, 0, 0.25, 0.5, 0.75, 1], scale);
+    temperature = temperatureSweep(imgT, pairT, scales);
+    gapShift = gapShiftSweep(imgT, pairT, opts.gapLambdas ?? [-0.5, 0, 0.25, 0.5, 0.75, 1], scale);
   } finally {
-    tf.dispose([imgT, txtT]);
+    tf.dispose(oneEach ? [imgT, txtT] : [imgT, txtT, pairT]);
   }
 
   return {
+    datasets: { train: opts.train.name, test: opts.test.name },
     classNames,
     logitScale: scale,
-    n: { test: testN, validation: validation.n, retrieval: m },
+    n: { test: testN, validation: validation.n, retrieval: m, retrievalTexts: texts.length, skipped: skippedKeys.size },
     templates: pool,
     sensitivity,
     templateSets,

@@ -11,6 +11,7 @@ import { Clip } from "../../src/model/clip";
 import { fakeClip, useTestBackend } from "../eval/fake_clip";
 import { assertThrowsOneLine } from "../helpers/errors";
 import { syntheticImages } from "../data/util";
+import { FashionMnistDataset } from "../../src/data/sources/fashion_mnist";
 import { CLASSES, PROMPTS, TEMPLATES, toyFeatures } from "./prompt_bank.test";
 
 before(useTestBackend);
@@ -76,7 +77,8 @@ describe("carveValidation", () => {
 describe("runPromptStudy never lets the test split steer a choice", () => {
   it("changing the test split changes test numbers but no choice made on validation", async () => {
     const clip = Clip.create("ViT-Tiny-28", { seed: 1 });
-    const train = syntheticImages(80, 11);
+    const split = (count: number, seed: number, name: "train" | "test") => new FashionMnistDataset("fashion-mnist", syntheticImages(count, seed), name);
+    const train = split(80, 11, "train");
     const common = {
       train,
       templateSets: { plain: ["a photo of a {}."], fashion: ["a catalogue photo of a {}.", "a {} on a black background.", "a blurry photo of a {}."] },
@@ -89,8 +91,8 @@ describe("runPromptStudy never lets the test split steer a choice", () => {
       probeL2Grid: [1e-3, 1e-1],
     };
     try {
-      const a = await runPromptStudy(clip, { ...common, test: syntheticImages(30, 21) });
-      const b = await runPromptStudy(clip, { ...common, test: syntheticImages(40, 99), paraphraseTrials: 0 });
+      const a = await runPromptStudy(clip, { ...common, test: split(30, 21, "test") });
+      const b = await runPromptStudy(clip, { ...common, test: split(40, 99, "test"), paraphraseTrials: 0 });
       assert.equal(a.n.test, 30);
       assert.equal(b.n.test, 40);
       assert.notDeepEqual(a.sensitivity.perTemplate, b.sensitivity.perTemplate, "the test splits differ");
