@@ -16,7 +16,7 @@ import { DATA_OPTIONS, DATA_USAGE, dataSpec, openDataFromFlags } from "./data_op
 import { ProgressLine, formatDuration, progressBar } from "./progress";
 
 export const REPORT_USAGE =
-  "usage: cliplab report [--checkpoint FILE | --train] [--data SPEC] [--val-data SPEC] [--templates NAME|FILE] [--out reports/NAME.html] [--name NAME] [--run-dir runs/NAME] [--quick] [--points N] [--seed S] [--json]\n" +
+  "usage: cliplab report [--checkpoint FILE | --train] [--data SPEC] [--val-data SPEC] [--templates NAME|FILE] [--out reports/NAME.html] [--name NAME] [--run-dir runs/NAME] [--batch B] [--quick] [--points N] [--seed S] [--json]\n" +
   `  data flags: ${DATA_USAGE}\n` +
   "  --data defaults to Fashion-MNIST (train the default recipe on its training split, report on its test split). Any other source needs\n" +
   "  labels (zero-shot) or captions (retrieval; images without their own get one made from their class name). With --train --data SPEC\n" +
@@ -36,6 +36,7 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
       out: { type: "string" },
       name: { type: "string" },
       "run-dir": { type: "string" },
+      batch: { type: "string" },
       quick: { type: "boolean", default: false },
       points: { type: "string" },
       seed: { type: "string" },
@@ -47,6 +48,7 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
   });
   if (values.checkpoint && values.train) throw new UsageError("give either --checkpoint FILE or --train, not both");
   if (values.checkpoint && values["run-dir"]) throw new UsageError("--run-dir is where training writes; it does not go with --checkpoint");
+  if (values.checkpoint && values.batch) throw new UsageError("--batch is the training batch size; it does not go with --checkpoint");
   if (values.checkpoint && values["val-data"]) throw new UsageError("--val-data is the validation data of training; with --checkpoint, give the data to report on as --data");
   const name = values.name ?? (values.checkpoint ? path.basename(path.dirname(path.resolve(values.checkpoint))) : values.quick ? "quick" : "default");
   if (!/^[\w.-]+$/.test(name)) throw new UsageError(`--name must be letters, digits, '.', '_' or '-', got ${JSON.stringify(name)}`);
@@ -54,6 +56,7 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
   if (!out.endsWith(".html")) throw new UsageError(`--out must name an .html file, got ${out}`);
   const seed = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be an integer >= 0, got ${values.seed}`);
+  const batch = intOption("batch", values.batch);
   const points = intOption("points", values.points) ?? (values.quick ? QUICK.points : undefined);
   if (points !== undefined && points < 20) throw new UsageError(`--points must be at least 20 (UMAP needs more points than neighbours), got ${points}`);
 
@@ -92,6 +95,7 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
           ...(values.quick
             ? { maxSteps: QUICK.steps, batchSize: QUICK.batch, trainLimit: QUICK.trainLimit, evalLimit: QUICK.evalLimit, finalEvalLimit: QUICK.evalLimit, retrievalLimit: QUICK.evalLimit }
             : {}),
+          ...(batch !== undefined ? { batchSize: batch } : {}),
         },
   };
   const pct = (x: number) => (Number.isNaN(x) ? "n/a" : `${(100 * x).toFixed(1)}%`);

@@ -359,11 +359,12 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
     clip.dispose();
   }
   const evaluated = fashion ? "the Fashion-MNIST test set" : `${ds.spec} (${summary.zeroShotImages || summary.retrieval.images} images${classNames ? `, ${classNames.length} classes` : ", no labels"}, ${summary.retrieval.captions} captions)`;
+  const onTrainingData = !opts.checkpoint && opts.trainData !== undefined && ds === opts.trainData ? ", the training data itself (no validation data given)" : "";
   const skipNote = opts.skipBadImages ? `\n--skip-bad-images: ${summary.skipped ? `${summary.skipped} unreadable image${summary.skipped === 1 ? "" : "s"} left out (listed at the end)` : "no image was left out"}.` : "";
   const report: Report = {
     title: `cliplab report: ${opts.name}`,
     subtitle:
-      `${source}; ${modelDesc}; evaluated on ${evaluated}.${skipNote}\n` +
+      `${source}; ${modelDesc}; evaluated on ${evaluated}${onTrainingData}.${skipNote}\n` +
       `Made ${new Date().toISOString().replace("T", " ").slice(0, 16)} UTC in ${summary.seconds.toFixed(0)} s.`,
     sections,
   };

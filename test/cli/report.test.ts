@@ -112,7 +112,7 @@ describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder a
   const folder = path.join(dir, "shapes");
   const csvDir = path.join(dir, "csv");
   const ckpt = path.join(dir, "tiny64", "model.safetensors");
-  const outs = { folder: path.join(dir, "r", "folder.html"), csv: path.join(dir, "r", "csv.html"), csvLabels: path.join(dir, "r", "csv-labels.html"), skip: path.join(dir, "r", "skip.html") };
+  const outs = { trained: path.join(dir, "r", "trained.html"), folder: path.join(dir, "r", "folder.html"), csv: path.join(dir, "r", "csv.html"), csvLabels: path.join(dir, "r", "csv-labels.html"), skip: path.join(dir, "r", "skip.html") };
   let tsv = "";
   before(async () => {
     await writeShapeFolder(folder, 8);
@@ -209,6 +209,22 @@ describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder a
     assert.ok(html.includes("1 unreadable image left out"));
   });
 
+  it("--train --data imagefolder:DIR --val-data SPEC trains the default recipe on the folder and reports on the validation data", async () => {
+    const runDir = path.join(dir, "run-shapes");
+    const r = await run(["report", "--train", "--quick", "--batch", "12", "--data", `imagefolder:${folder}`, "--val-data", `csv:${tsv}`, "--csv-label-key", "label", "--run-dir", runDir, "--out", outs.trained, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.equal(summary.source, `training run ${runDir} on imagefolder:${folder}`);
+    assert.equal(summary.dataset, `csv:${tsv}`);
+    assert.equal(summary.imageSize, 32, "the default recipe's input size");
+    assert.ok(fs.existsSync(path.join(runDir, "model.safetensors")));
+    assert.ok(r.err.some((l) => /^training [\d,]+ parameters for 4 steps \(2 per epoch\)/.test(l)), "24 images in batches of 12, two epochs");
+    assert.ok(r.err.some((l) => /^epoch 1: zero-shot top-1 [\d.]+%, R@1 image->text [\d.]+% on 24 validation images$/.test(l)));
+    const html = fs.readFileSync(outs.trained, "utf8");
+    assert.deepEqual(headings(html), ["Training", "Embedding space", "Zero-shot classification", "Retrieval"]);
+    assert.equal(figurePayloads(html).length, 5, "training curves too");
+  });
+
   it("a source with neither labels nor captions, or a bad --data, is a one-line error before any work", async () => {
     const flat = path.join(dir, "flat");
     fs.mkdirSync(flat);
@@ -222,9 +238,9 @@ describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder a
     assert.equal((await run(["report", "--checkpoint", ckpt, "--val-data", `imagefolder:${folder}`])).code, 2, "--val-data is for training");
   });
 
-  it("the image-folder and CSV reports render every figure in headless Chromium, offline, with no JavaScript error", async () => {
-    const checks = await checkHtmlFiles([outs.folder, outs.csv, outs.csvLabels, outs.skip]);
-    const want = [4, 2, 4, 4];
+  it("the image-folder, CSV and trained reports render every figure in headless Chromium, offline, with no JavaScript error", async () => {
+    const checks = await checkHtmlFiles([outs.folder, outs.csv, outs.csvLabels, outs.skip, outs.trained]);
+    const want = [4, 2, 4, 4, 5];
     checks.forEach((c, i) => {
       assert.deepEqual(c.problems, [], `${c.file}: ${c.problems.join("; ")}`);
       assert.equal(c.figures.length, want[i], `${c.file}: figures drawn`);
