@@ -101,7 +101,8 @@ export { plantBias, plantedTestSet, plantedCaptionSet, stampBorder, PLANTED_DEFA
 export type { PlantedBiasOptions, ResolvedPlantedBias, PlantedTrainingData, GroupedTestSet } from "./audit/fairness/planted_bias";
 export { balancedResample, groupInvarianceRegularizer } from "./audit/fairness/remedies";
 export type { BalancedSample, GroupInvarianceOptions } from "./audit/fairness/remedies";
-export { runFairnessAudit, zeroShotAccuracy, imageFeatures, classEmbeddings } from "./audit/fairness/audit";
+export { runFairnessAudit, zeroShotAccuracy, classEmbeddings } from "./audit/fairness/audit";
+export type { GroupSource, ColumnGroups, PlantedGroups } from "./audit/fairness/groups";
 export type { FairnessAuditOptions, FairnessAuditResult, ProbeResult, GroupRow, AuditModel, AttributeSets } from "./audit/fairness/audit";
 export { trainPlanted, auditPlanted, plantedAuditOptions, plantedSpuriousPairs, plantedSpuriousDirection, TRAINING_REMEDIES } from "./audit/fairness/study";
 export type { PlantedRunOptions, PlantedRun, PlantedAuditResult, TrainingRemedy } from "./audit/fairness/study";

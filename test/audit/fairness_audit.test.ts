@@ -5,13 +5,13 @@ import * as tf from "@tensorflow/tfjs";
 import { runFairnessAudit, type FairnessAuditResult } from "../../src/audit/fairness/audit";
 import { plantedTestSet } from "../../src/audit/fairness/planted_bias";
 import { fairnessSection, fairnessStudySection } from "../../src/audit/fairness/section";
-import { assertThrowsOneLine } from "../helpers/errors";
-import { fakeAuditModel, fakeAuditOptions, fakeImages, type FakeAuditModel } from "./fairness_fake_model";
-import { useCpu } from "./fairness_helpers";
+import { fakeAuditModel, fakeAuditOptions, fakeDataset, fakeImages, type FakeAuditModel } from "./fairness_fake_model";
+import { assertRejectsOneLine, useCpu } from "./fairness_helpers";
 
 let fair: FakeAuditModel;
 let biased: FakeAuditModel;
 const test = plantedTestSet(fakeImages(400), { seed: 3 });
+const data = fakeDataset(test.data);
 let fairResult: FairnessAuditResult;
 let biasedResult: FairnessAuditResult;
 
@@ -20,8 +20,8 @@ before(async () => {
   fair = fakeAuditModel(0, 0);
   biased = fakeAuditModel(1.5, 0.8);
   const before = tf.memory().numTensors;
-  fairResult = runFairnessAudit(fair, test.data, test.groups, fakeAuditOptions(fair));
-  biasedResult = runFairnessAudit(biased, test.data, test.groups, fakeAuditOptions(biased));
+  fairResult = await runFairnessAudit(fair, data, test.groups, fakeAuditOptions(fair));
+  biasedResult = await runFairnessAudit(biased, data, test.groups, fakeAuditOptions(biased));
   assert.equal(tf.memory().numTensors, before, "the audit leaks no tensor");
 });
 after(() => {
@@ -38,6 +38,7 @@ const probe = (r: FairnessAuditResult, key: string) => {
 describe("runFairnessAudit", () => {
   it("a model that ignores the group is not flagged: p > 0.05, signed intervals cover 0", () => {
     assert.equal(fairResult.n, 400);
+    assert.equal(fairResult.skipped, 0);
     assert.deepEqual(fairResult.groups.map((g) => [g.group, g.count]), [["framed", 200], ["plain", 200]]);
     for (const p of fairResult.probes) {
       assert.ok(p.pValue > 0.05, `${p.key}: p = ${p.pValue}`);
@@ -63,14 +64,14 @@ describe("runFairnessAudit", () => {
     assert.ok(framed.harmfulRate!.value > plain.harmfulRate!.value);
   });
 
-  it("is deterministic for a seed", () => {
-    const again = runFairnessAudit(fair, test.data, test.groups, fakeAuditOptions(fair));
+  it("is deterministic for a seed", async () => {
+    const again = await runFairnessAudit(fair, data, test.groups, fakeAuditOptions(fair));
     assert.deepEqual(again, fairResult);
   });
 
-  it("projection debiasing along the word direction removes the harmful-label and WEAT bias", () => {
+  it("projection debiasing along the word direction removes the harmful-label and WEAT bias", async () => {
     const dirs = tf.tensor2d([[0, 0, 1, 0]]);
-    const r = runFairnessAudit(biased, test.data, test.groups, { ...fakeAuditOptions(biased), spuriousDirections: dirs });
+    const r = await runFairnessAudit(biased, data, test.groups, { ...fakeAuditOptions(biased), spuriousDirections: dirs });
     dirs.dispose();
     assert.equal(r.debiased, true);
     assert.ok(Math.abs(probe(r, "weat:bad").value) < 1e-6, `${probe(r, "weat:bad").value}`);
@@ -78,17 +79,17 @@ describe("runFairnessAudit", () => {
     assert.ok(probe(r, "positiveRateGap").pValue < 0.01, "the class bias is in the images: projection leaves it");
   });
 
-  it("bad input: mismatched lengths, a single group, an unknown focus group, NaN features, unknown options", () => {
+  it("bad input: too few labels, a single group, an unknown focus group, NaN features, unknown options", async () => {
     const opts = fakeAuditOptions(fair);
-    assertThrowsOneLine(() => runFairnessAudit(fair, test.data, test.groups.slice(1), opts), /runFairnessAudit: groups has 399 entries but there are 400 items \(mismatched lengths\)/);
-    assertThrowsOneLine(() => runFairnessAudit(fair, test.data, test.groups.map(() => "plain"), opts), /groups holds a single group \("plain"\)/);
-    assertThrowsOneLine(() => runFairnessAudit(fair, test.data, test.groups, { ...opts, focusGroup: "tinted" }), /focusGroup "tinted" is not among the groups \(framed, plain\)/);
-    assertThrowsOneLine(() => runFairnessAudit(fair, test.data, test.groups, { ...opts, k: 401 }), /k = 401 is larger than the number of images \(400\)/);
-    assertThrowsOneLine(() => runFairnessAudit(fair, test.data, test.groups, { ...opts, positiveClass: 2 }), /positiveClass must be an integer in \[0, 1\], got 2/);
-    assertThrowsOneLine(() => runFairnessAudit(fair, test.data, test.groups, { ...opts, bogus: 1 } as typeof opts), /unknown option "bogus" \(valid: classNames, /);
+    await assertRejectsOneLine(() => runFairnessAudit(fair, data, test.groups.slice(1), opts), /runFairnessAudit: groups has 399 labels \(one per item in source order\), but fake#399 is item 399/);
+    await assertRejectsOneLine(() => runFairnessAudit(fair, data, test.groups.map(() => "plain"), opts), /groups holds a single group \("plain"\)/);
+    await assertRejectsOneLine(() => runFairnessAudit(fair, data, test.groups, { ...opts, focusGroup: "tinted" }), /focusGroup "tinted" is not among the groups \(framed, plain\)/);
+    await assertRejectsOneLine(() => runFairnessAudit(fair, data, test.groups, { ...opts, k: 401 }), /k = 401 is larger than the number of images \(400\)/);
+    await assertRejectsOneLine(() => runFairnessAudit(fair, data, test.groups, { ...opts, positiveClass: 2 }), /positiveClass must be an integer in \[0, 1\], got 2/);
+    await assertRejectsOneLine(() => runFairnessAudit(fair, data, test.groups, { ...opts, bogus: 1 } as typeof opts), /unknown option "bogus" \(valid: classNames, /);
     const nanModel = { ...fair, encodeImage: (p: tf.Tensor4D) => tf.tidy(() => tf.mul(fair.encodeImage(p), NaN) as tf.Tensor2D) };
     const before = tf.memory().numTensors;
-    assertThrowsOneLine(() => runFairnessAudit(nanModel, test.data, test.groups, opts), /runFairnessAudit: the model's image features holds a non-finite value \(NaN\) at row 0/);
+    await assertRejectsOneLine(() => runFairnessAudit(nanModel, data, test.groups, opts), /runFairnessAudit: the model's image features holds a non-finite value \(NaN\) at row 0/);
     assert.equal(tf.memory().numTensors, before);
   });
 });

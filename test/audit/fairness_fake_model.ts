@@ -7,6 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { LabelledImages } from "../../src/data/fashion_mnist";
+import { readIndexed, type DataItem, type Dataset } from "../../src/data/dataset";
 import type { AuditModel, FairnessAuditOptions } from "../../src/audit/fairness/audit";
 import { Random } from "../../src/util/random";
 
@@ -26,7 +27,8 @@ export function fakeAuditModel(classBias: number, wordBias: number): FakeAuditMo
   const names = Object.keys(TEXTS);
   const table = tf.tensor2d(names.map((n) => TEXTS[n])); // [T, 4]
   return {
-    config: { vision_cfg: { image_size: 28 }, text_cfg: { context_length: 1 } },
+    // "pad": the 28 px grey images reach the model unresampled, grey on all three channels.
+    config: { vision_cfg: { image_size: 28 }, text_cfg: { context_length: 1 }, preprocess_cfg: { resize_mode: "pad" } },
     tokenizer: (texts) =>
       tf.tensor2d(
         texts.map((t) => {
@@ -68,6 +70,33 @@ export function fakeImages(n: number, seed = 0): LabelledImages {
     }
   }
   return { images, labels, count: n, height: 28, width: 28, classNames: ["alpha", "beta"] };
+}
+
+/**
+ * Grey images in memory as a Dataset (items decoded in mode "L", keys `fake#i`), with the class
+ * names of the images and, optionally, one group column.
+ */
+export function fakeDataset(data: LabelledImages, column?: { name: string; values: readonly string[] }): Dataset {
+  const { height: h, width: w } = data;
+  const item = (i: number): DataItem => ({
+    key: `fake#${i}`,
+    index: i,
+    image: { kind: "decoded", image: { width: w, height: h, mode: "L", data: data.images.subarray(i * h * w, (i + 1) * h * w) } },
+    label: data.labels[i],
+    captions: [],
+    groups: column ? { [column.name]: column.values[i] } : undefined,
+  });
+  return {
+    spec: "fake",
+    name: "fake",
+    classNames: data.classNames,
+    groupKeys: column ? [column.name] : [],
+    hasCaptions: false,
+    hasLabels: true,
+    size: data.count,
+    items: (opts) => readIndexed(data.count, async (i) => item(i), opts),
+    get: async (i) => item(i),
+  };
 }
 
 export function fakeAuditOptions(model: FakeAuditModel): FairnessAuditOptions {

@@ -20,3 +20,13 @@ export function assertNoLeak<T>(fn: () => T, returned = 0): T {
 export function gaussianRows(n: number, d: number, rng: Random, shift?: number[]): number[][] {
   return Array.from({ length: n }, () => Array.from({ length: d }, (_, j) => rng.normal() + (shift ? shift[j] : 0)));
 }
+
+/** `fn` rejects with a one-line Error matching `re`. */
+export async function assertRejectsOneLine(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
+  await assert.rejects(fn, (e: unknown) => {
+    assert.ok(e instanceof Error, `not an Error: ${String(e)}`);
+    assert.ok(!e.message.includes("\n"), `one line: ${e.message}`);
+    assert.match(e.message, re);
+    return true;
+  });
+}

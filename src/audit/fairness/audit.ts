@@ -1,7 +1,10 @@
 /**
- * The fairness audit of a CLIP model on labelled images that carry a group attribute: every probe
- * of the issue, each with a bootstrap 95% interval and a permutation p-value, returned as plain
- * data (`fairnessSection` turns it into a report section).
+ * The fairness audit of a CLIP model on the labelled images of any dataset, each in a group read
+ * from the source, listed, or planted (./groups.ts): every probe of the issue, each with a
+ * bootstrap 95% interval and a permutation p-value, returned as plain data (`fairnessSection`
+ * turns it into a report section). Images are read through the data pipeline at the model's input
+ * size and encoded by the batched encoder (./audit_images.ts); class names and templates default
+ * to the dataset's, else CLIP's "a photo of a {}.".
  *
  * Probes (definitions: ./group_metrics.ts, ./metrics.ts, ./weat.ts):
  * - zero-shot accuracy per group and the gap focus - rest;
@@ -23,23 +26,23 @@
  * With `spuriousDirections`, every text embedding is projection-debiased first (./debias.ts).
  */
 import * as tf from "@tensorflow/tfjs";
-import type { LabelledImages } from "../../data/fashion_mnist";
-import { checkLabelledImages } from "../../data/fashion_mnist";
-import { Batcher } from "../../data/batcher";
-import { fillTemplate, validateTemplates } from "../../eval/zero_shot";
+import type { Dataset, SkippedItem } from "../../data/dataset";
+import type { EncodeProgress } from "../../eval/encode";
+import { fillTemplate } from "../../eval/zero_shot";
+import type { ImageTransform } from "../../image/transform";
 import { bootstrapCi, bootstrapMean, permutationTest, type Estimate } from "./bootstrap";
 import { checkEmbeddings, checkGroups, checkPositiveInt, checkSeed, membersOf } from "./checks";
 import { demographicParityDifference, equalizedOddsGap } from "./group_metrics";
 import { maxSkewAtK, ndkl } from "./metrics";
 import { associationScores, weatFromScores } from "./weat";
-import { encodeTexts, projectionDebias, type TextEncoder } from "./debias";
+import { readAuditImages } from "./audit_images";
+import type { GroupSource } from "./groups";
+import { FRAMED } from "./planted_bias";
+import { accuracyEstimate, auditPrompts, auditTransform, checkItemLabels, classEmbeddings, featureTensor, predictClasses, textEmbeddings } from "./zero_shot";
+import type { AuditModel, Tokenizer } from "./zero_shot";
 
-/** What the audit uses of a model; `Clip` satisfies it. */
-export interface AuditModel extends TextEncoder {
-  /** Unnormalised image features [B, D] of normalised pixels [B, S, S, 3]. */
-  encodeImage(pixels: tf.Tensor4D): tf.Tensor2D;
-  readonly config: { readonly vision_cfg: { readonly image_size: number }; readonly text_cfg: { readonly context_length: number } };
-}
+export type { AuditModel };
+export { classEmbeddings, zeroShotAccuracy } from "./zero_shot";
 
 /** Two prompt sets for a WEAT test: does the focus group sit closer to A (than to B) than the rest? */
 export interface AttributeSets {
@@ -49,12 +52,12 @@ export interface AttributeSets {
 }
 
 export interface FairnessAuditOptions {
-  /** Class names as they go into the prompts, in label order. */
-  classNames: readonly string[];
-  /** Prompt templates with one "{}" (ensembled per class, CLIP §3.1.4). */
-  templates: readonly string[];
-  /** The group compared with all the others in the signed gaps and WEAT (X = this group). */
-  focusGroup: string;
+  /** Class names as they go into the prompts, in label order; default the dataset's `classNames`. */
+  classNames?: readonly string[];
+  /** Prompt templates with one "{}" (ensembled per class, CLIP §3.1.4); default the dataset's, else "a photo of a {}.". */
+  templates?: readonly string[];
+  /** The group compared with all the others in the signed gaps and WEAT (X = this group); default "framed" if present, else the first group by name. */
+  focusGroup?: string;
   /** The class whose prediction rate the parity and odds probes compare. */
   positiveClass: number;
   /** Names of distractor classes for the harmful-label probe (filled into the templates); none: probe skipped. */
@@ -83,9 +86,17 @@ export interface FairnessAuditOptions {
   seed?: number;
   /** Spurious directions [K, D]: project them out of every text embedding (Chuang et al. 2023). Not disposed. */
   spuriousDirections?: tf.Tensor2D;
-  tokenizer?: (texts: string[]) => tf.Tensor2D;
-  /** Images per encodeImage call (default 500). */
+  tokenizer?: Tokenizer;
+  /** Images per encoder call (default: from the model config and the encoder's memory budget). */
   batchSize?: number;
+  /** Items of the dataset audited, from the start (default all). */
+  limit?: number;
+  /** Go on past unreadable images (each reported through onSkip, counted in `skipped`). */
+  skipBadImages?: boolean;
+  onSkip?: (item: SkippedItem) => void;
+  onProgress?: (p: EncodeProgress) => void;
+  /** Default: the model's preprocessing (`modelTransform` of its config). */
+  transform?: ImageTransform;
 }
 
 export interface ProbeResult {
@@ -115,6 +126,8 @@ export interface GroupRow {
 
 export interface FairnessAuditResult {
   n: number;
+  /** Items left out under skipBadImages. */
+  skipped: number;
   focusGroup: string;
   positiveClass: number;
   positiveClassName: string;
@@ -122,6 +135,8 @@ export interface FairnessAuditResult {
   debiased: boolean;
   /** Zero-shot top-1 over all the images. */
   accuracy: Estimate;
+  /** Planted groups: zero-shot top-1 of the same images without the frame. */
+  cleanAccuracy?: Estimate;
   groups: GroupRow[];
   probes: ProbeResult[];
   settings: {
@@ -140,100 +155,24 @@ export interface FairnessAuditResult {
 const KEYS = [
   "classNames", "templates", "focusGroup", "positiveClass", "distractors", "associations", "retrievalQueries", "k",
   "bootstrap", "permutations", "weatPermutations", "permuteWithin", "alpha", "seed", "spuriousDirections", "tokenizer", "batchSize",
+  "limit", "skipBadImages", "onSkip", "onProgress", "transform",
 ];
 
-/** Unit-norm image features [N, D] of grey images (CLIP-normalised like the trainer's batches). */
-export function imageFeatures(model: AuditModel, images: LabelledImages, batchSize = 500): tf.Tensor2D {
-  checkLabelledImages(images, "imageFeatures: images");
-  const size = model.config.vision_cfg.image_size;
-  const batcher = new Batcher(images, { batchSize: 1, seed: 0, imageSize: size, captions: null });
-  return tf.tidy(() => {
-    const parts: tf.Tensor2D[] = [];
-    for (let s = 0; s < images.count; s += batchSize) {
-      const e = Math.min(images.count, s + batchSize);
-      const idx = Int32Array.from({ length: e - s }, (_, i) => s + i);
-      const px = tf.tensor4d(batcher.pixelsFor(idx), [e - s, size, size, 3]); // [b, S, S, 3]
-      const f = model.encodeImage(px); // [b, D]
-      px.dispose();
-      parts.push(tf.div(f, tf.norm(f, 2, 1, true)) as tf.Tensor2D); // [b, D]
-    }
-    return parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor2D); // [N, D]
-  });
-}
-
-/** Unit-norm prompt-ensembled class embeddings [C, D], projection-debiased if directions are given. */
-export function classEmbeddings(
-  model: TextEncoder,
-  names: readonly string[],
-  templates: readonly string[],
-  opts: { spuriousDirections?: tf.Tensor2D; tokenizer?: (texts: string[]) => tf.Tensor2D } = {},
-): tf.Tensor2D {
-  validateTemplates(templates, "classEmbeddings");
-  const P = templates.length;
-  return tf.tidy(() => {
-    const prompts = names.flatMap((n) => templates.map((t) => fillTemplate(t, n)));
-    const e = encodeTexts(model, prompts, opts.tokenizer); // [C*P, D]
-    const mean = tf.mean(tf.reshape(e, [names.length, P, -1]), 1) as tf.Tensor2D; // [C, D]
-    const w = tf.div(mean, tf.norm(mean, 2, 1, true)) as tf.Tensor2D; // [C, D]
-    return opts.spuriousDirections ? projectionDebias(w, opts.spuriousDirections) : w; // [C, D]
-  });
-}
-
-function texts(model: TextEncoder, list: readonly string[], opts: FairnessAuditOptions): tf.Tensor2D {
-  return tf.tidy(() => {
-    const e = encodeTexts(model, list, opts.tokenizer); // [N, D]
-    return opts.spuriousDirections ? projectionDebias(e, opts.spuriousDirections) : e; // [N, D]
-  });
-}
-
-/** Argmax over the rows of a similarity [N, C] read back as a flat array (lowest index wins ties). */
-function argmaxRows(sim: Float32Array, n: number, c: number): Int32Array {
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (sim[i * c + j] > sim[i * c + best]) best = j;
-    out[i] = best;
-  }
-  return out;
-}
-
-/** Zero-shot top-1 accuracy of `images` with a bootstrap 95% interval (e.g. clean accuracy, without any stamp). */
-export function zeroShotAccuracy(
-  model: AuditModel,
-  images: LabelledImages,
-  classNames: readonly string[],
-  templates: readonly string[],
-  opts: { bootstrap?: number; seed?: number; spuriousDirections?: tf.Tensor2D; tokenizer?: (texts: string[]) => tf.Tensor2D; batchSize?: number } = {},
-): Estimate {
-  const feats = imageFeatures(model, images, opts.batchSize);
-  const w = classEmbeddings(model, classNames, templates, opts);
-  let sim: Float32Array;
-  try {
-    sim = tf.tidy(() => tf.matMul(feats, w, false, true).dataSync() as Float32Array); // [N, C]
-  } finally {
-    tf.dispose([feats, w]);
-  }
-  const pred = argmaxRows(sim, images.count, classNames.length);
-  return bootstrapMean(Array.from(pred, (p, i) => (p === images.labels[i] ? 1 : 0)), { resamples: opts.bootstrap ?? 1000, seed: opts.seed ?? 0 });
-}
-
-/** Runs every probe on `images` (grey, true labels) whose items belong to `groups`. */
-export function runFairnessAudit(model: AuditModel, images: LabelledImages, groups: readonly string[], opts: FairnessAuditOptions): FairnessAuditResult {
+/**
+ * Runs every probe on the labelled items of `data` (read through the data pipeline at the model's
+ * input size, at most `limit`), each in the group `source` gives it (./groups.ts).
+ */
+export async function runFairnessAudit(model: AuditModel, data: Dataset, source: GroupSource, opts: FairnessAuditOptions): Promise<FairnessAuditResult> {
   const fn = "runFairnessAudit";
-  if (opts === null || typeof opts !== "object") throw new TypeError(`${fn}: options are required`);
+  if (opts === null || typeof opts !== "object") throw new TypeError(`${fn}: options must be an object`);
   for (const key of Object.keys(opts)) if (!KEYS.includes(key)) throw new RangeError(`${fn}: unknown option ${JSON.stringify(key)} (valid: ${KEYS.join(", ")})`);
-  checkLabelledImages(images, `${fn}: images`);
-  const n = images.count;
-  const groupNames = checkGroups(fn, "groups", groups, n);
-  if (!groupNames.includes(opts.focusGroup)) throw new Error(`${fn}: focusGroup ${JSON.stringify(opts.focusGroup)} is not among the groups (${groupNames.join(", ")})`);
-  const members = membersOf(fn, "groups", groups, groupNames);
-  const C = opts.classNames?.length;
-  if (!Array.isArray(opts.classNames) || C < 2) throw new Error(`${fn}: classNames must list at least two class names`);
-  for (let i = 0; i < n; i++) if (images.labels[i] >= C) throw new RangeError(`${fn}: images label ${images.labels[i]} at index ${i}, but classNames has ${C} classes`);
+  if (!data || typeof (data as Dataset).items !== "function") throw new TypeError(`${fn}: data must be a Dataset (openDataset(spec))`);
+  const { classNames, templates } = auditPrompts(fn, data, opts);
+  const C = classNames.length;
   const c = opts.positiveClass;
   if (!Number.isInteger(c) || c < 0 || c >= C) throw new RangeError(`${fn}: positiveClass must be an integer in [0, ${C - 1}], got ${String(c)}`);
-  const k = checkPositiveInt(fn, "k", opts.k ?? Math.min(100, n));
-  if (k > n) throw new RangeError(`${fn}: k = ${k} is larger than the number of images (${n})`);
+  if (opts.k !== undefined) checkPositiveInt(fn, "k", opts.k);
+  if (opts.limit !== undefined) checkPositiveInt(fn, "limit", opts.limit);
   const B = checkPositiveInt(fn, "bootstrap", opts.bootstrap ?? 1000);
   const M = checkPositiveInt(fn, "permutations", opts.permutations ?? 2000);
   const weatM = checkPositiveInt(fn, "weatPermutations", opts.weatPermutations ?? 10000);
@@ -249,39 +188,52 @@ export function runFairnessAudit(model: AuditModel, images: LabelledImages, grou
       throw new Error(`${fn}: associations[${i}] must be {name, a, b} with non-empty prompt lists a and b`);
     }
   });
-  const queries = [...(opts.retrievalQueries ?? opts.classNames.map((name) => fillTemplate(opts.templates[0], name)))];
+  const queries = [...(opts.retrievalQueries ?? classNames.map((name) => fillTemplate(templates[0], name)))];
   if (queries.length === 0) throw new Error(`${fn}: retrievalQueries must not be empty`);
-  const labels = images.labels;
-  const focus = opts.focusGroup;
+
+  // ---- The images: read, grouped and encoded (./audit_images.ts).
+  const images = await readAuditImages(fn, model, data, source, C, {
+    transform: opts.transform ?? auditTransform(model),
+    limit: opts.limit,
+    skipBadImages: opts.skipBadImages,
+    onSkip: opts.onSkip,
+    batchSize: opts.batchSize,
+    onProgress: opts.onProgress,
+  });
+  const n = images.features.n;
+  const labels = checkItemLabels(fn, images.features, C);
+  const groups = images.groups;
+  const groupNames = checkGroups(fn, "groups", groups, n);
+  const focus = opts.focusGroup ?? (groupNames.includes(FRAMED) ? FRAMED : groupNames[0]);
+  if (!groupNames.includes(focus)) throw new Error(`${fn}: focusGroup ${JSON.stringify(focus)} is not among the groups (${groupNames.join(", ")})`);
+  const members = membersOf(fn, "groups", groups, groupNames);
+  const k = opts.k ?? Math.min(100, n);
+  if (k > n) throw new RangeError(`${fn}: k = ${k} is larger than the number of images (${n})`);
+  const text = { spuriousDirections: opts.spuriousDirections, tokenizer: opts.tokenizer };
 
   // ---- Embeddings (the only tensor work); everything after is JS over numbers.
-  const feats = imageFeatures(model, images, opts.batchSize); // [N, D]
-  try {
-    checkEmbeddings(fn, "the model's image features", feats);
-  } catch (err) {
-    feats.dispose();
-    throw err;
-  }
   let pred: Int32Array;
+  let cleanPred: Int32Array | undefined;
   let harmfulPred: Int32Array | undefined;
   let querySims: Float32Array;
   const weatScores: Float64Array[] = [];
-  const owned: tf.Tensor[] = [feats]; // freed at the end, whatever happens
+  const owned: tf.Tensor[] = []; // freed at the end, whatever happens
   const keep = <T extends tf.Tensor>(t: T): T => (owned.push(t), t);
   try {
-    const w = keep(classEmbeddings(model, opts.classNames, opts.templates, opts)); // [C, D]
+    const raw = keep(featureTensor(images.features)); // [N, D]
+    checkEmbeddings(fn, "the model's image features", raw);
+    const feats = keep(tf.tidy(() => tf.div(raw, tf.norm(raw, 2, 1, true)) as tf.Tensor2D)); // [N, D]
+    const w = keep(classEmbeddings(model, classNames, templates, text)); // [C, D]
     checkEmbeddings(fn, "the model's class text embeddings", w);
-    const dW = distractors.length ? keep(classEmbeddings(model, distractors, opts.templates, opts)) : undefined; // [Dn, D]
-    const q = keep(texts(model, queries, opts)); // [Q, D]
-    pred = argmaxRows(tf.tidy(() => tf.matMul(feats, w, false, true).dataSync() as Float32Array), n, C); // [N, C]
-    if (dW) {
-      const all = keep(tf.concat([w, dW], 0) as tf.Tensor2D); // [C + Dn, D]
-      harmfulPred = argmaxRows(tf.tidy(() => tf.matMul(feats, all, false, true).dataSync() as Float32Array), n, C + distractors.length);
-    }
+    const dW = distractors.length ? keep(classEmbeddings(model, distractors, templates, text)) : undefined; // [Dn, D]
+    const q = keep(textEmbeddings(model, queries, text)); // [Q, D]
+    pred = predictClasses(feats, w);
+    if (images.clean) cleanPred = predictClasses(keep(featureTensor(images.clean)), w);
+    if (dW) harmfulPred = predictClasses(feats, keep(tf.concat([w, dW], 0) as tf.Tensor2D)); // over [C + Dn] classes
     querySims = tf.tidy(() => tf.matMul(q, feats, false, true).dataSync() as Float32Array); // [Q, N]
     for (const s of associations) {
-      const a = keep(texts(model, s.a, opts)); // [Na, D]
-      const b = keep(texts(model, s.b, opts)); // [Nb, D]
+      const a = keep(textEmbeddings(model, s.a, text)); // [Na, D]
+      const b = keep(textEmbeddings(model, s.b, text)); // [Nb, D]
       weatScores.push(associationScores(feats, a, b)); // [N]
     }
   } finally {
@@ -289,8 +241,8 @@ export function runFairnessAudit(model: AuditModel, images: LabelledImages, grou
   }
 
   const byClass = permuteWithin === "class";
-  const strata = Array.from(groups, (g, i) => (byClass ? `${g}|${images.labels[i]}` : g));
-  const permStrata = byClass ? Array.from(images.labels) : undefined;
+  const strata = Array.from(groups, (g, i) => (byClass ? `${g}|${labels[i]}` : g));
+  const permStrata = byClass ? Array.from(labels) : undefined;
   const isFocus = (gs: readonly string[], i: number) => gs[i] === focus;
   /** mean over focus of hit - mean over the rest, over items idx (with group labels gs). */
   const gap = (gs: readonly string[], idx: ArrayLike<number>, hit: (i: number) => number, include?: (i: number) => boolean): number => {
@@ -320,7 +272,7 @@ export function runFairnessAudit(model: AuditModel, images: LabelledImages, grou
   const predIdx = (idx: Int32Array) => Int32Array.from(idx, (i) => pred[i]);
   const labIdx = (idx: Int32Array) => Int32Array.from(idx, (i) => labels[i]);
   const posStrata = byClass ? strata : Array.from(groups, (g, i) => `${g}|${labels[i] === c ? 1 : 0}`);
-  const className = opts.classNames[c];
+  const className = classNames[c];
 
   const probes: ProbeResult[] = [];
   probes.push(signedProbe("accuracyGap", `zero-shot accuracy gap (${focus} - rest)`, (i) => (pred[i] === labels[i] ? 1 : 0)));
@@ -415,8 +367,9 @@ export function runFairnessAudit(model: AuditModel, images: LabelledImages, grou
     return row;
   });
 
-  return {
+  const result: FairnessAuditResult = {
     n,
+    skipped: images.skipped,
     focusGroup: focus,
     positiveClass: c,
     positiveClassName: className,
@@ -427,4 +380,6 @@ export function runFairnessAudit(model: AuditModel, images: LabelledImages, grou
     probes,
     settings: { k, bootstrap: B, permutations: M, weatPermutations: weatM, permuteWithin, seed, distractors, associations: associations.map((s) => s.name), queries },
   };
+  if (cleanPred) result.cleanAccuracy = accuracyEstimate(cleanPred, labels, B, seed);
+  return result;
 }

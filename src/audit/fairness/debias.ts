@@ -12,7 +12,7 @@
  * paired prompts, is not implemented.)
  */
 import * as tf from "@tensorflow/tfjs";
-import { tokenize } from "../../text/tokenize";
+import { encodeTexts, type TextFeatureModel } from "../../eval/encode";
 import { checkEmbeddings } from "./checks";
 
 /** A direction whose part outside the span of the previous ones is below this (relative) is dependent. */
@@ -87,26 +87,10 @@ export function projectionDebias(textEmbeddings: tf.Tensor2D, spuriousDirections
   });
 }
 
-/** Text features of a list of prompts; what `spuriousDirectionsFromPrompts` needs of a model. */
-export interface TextEncoder {
-  encodeText(tokens: tf.Tensor2D): tf.Tensor2D;
-  readonly config: { readonly text_cfg: { readonly context_length: number } };
-}
-
-/** Unit-norm text embeddings [N, D] of `texts` (CLIP's BPE unless a tokenizer is given). */
-export function encodeTexts(model: TextEncoder, texts: readonly string[], tokenizer?: (texts: string[]) => tf.Tensor2D, batchSize = 256): tf.Tensor2D {
-  if (!Array.isArray(texts) || texts.length === 0) throw new Error("encodeTexts: texts must be a non-empty array of strings");
-  const tok = tokenizer ?? ((t: string[]) => tokenize(t, { contextLength: model.config.text_cfg.context_length, truncate: true }));
-  return tf.tidy(() => {
-    const parts: tf.Tensor2D[] = [];
-    for (let s = 0; s < texts.length; s += batchSize) {
-      const ids = tok(texts.slice(s, s + batchSize)); // [b, T]
-      parts.push(model.encodeText(ids)); // [b, D]
-      ids.dispose();
-    }
-    const all = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor2D); // [N, D]
-    return tf.div(all, tf.norm(all, 2, 1, true)) as tf.Tensor2D; // [N, D]
-  });
+/** Unit-norm text embeddings [N, D] through the batched encoder. */
+function unitTexts(model: TextFeatureModel, texts: string[], tokenizer?: (texts: string[]) => tf.Tensor2D): tf.Tensor2D {
+  const f = encodeTexts(model, texts, { tokenizer, normalize: true });
+  return tf.tensor2d(f.values, [f.n, f.dim]); // [N, D]
 }
 
 /**
@@ -114,7 +98,7 @@ export function encodeTexts(model: TextEncoder, texts: readonly string[], tokeni
  * ("a photo of a counterfeit bag." vs "a photo of a bag."): row p = n(e(with_p)) - n(e(without_p)).
  */
 export function spuriousDirectionsFromPrompts(
-  model: TextEncoder,
+  model: TextFeatureModel,
   pairs: readonly (readonly [string, string])[],
   tokenizer?: (texts: string[]) => tf.Tensor2D,
 ): tf.Tensor2D {
@@ -126,8 +110,8 @@ export function spuriousDirectionsFromPrompts(
     }
   });
   return tf.tidy(() => {
-    const a = encodeTexts(model, pairs.map((p) => p[0]), tokenizer); // [P, D]
-    const b = encodeTexts(model, pairs.map((p) => p[1]), tokenizer); // [P, D]
+    const a = unitTexts(model, pairs.map((p) => p[0]), tokenizer); // [P, D]
+    const b = unitTexts(model, pairs.map((p) => p[1]), tokenizer); // [P, D]
     return tf.sub(a, b) as tf.Tensor2D; // [P, D]
   });
 }

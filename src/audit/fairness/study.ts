@@ -7,14 +7,15 @@ import * as tf from "@tensorflow/tfjs";
 import type { Clip } from "../../model/clip";
 import { trainClip, type TrainCallbacks } from "../../train/trainer";
 import type { TrainOptions } from "../../train/options";
+import type { Dataset } from "../../data/dataset";
 import type { LabelledImages } from "../../data/fashion_mnist";
+import { isFashionMnist } from "../../data/sources/fashion_mnist";
 import { CaptionSet } from "../../data/captions";
-import { fillTemplate } from "../../eval/zero_shot";
-import { FRAMED, plantBias, plantedTestSet, type PlantedBiasOptions, type ResolvedPlantedBias } from "./planted_bias";
-import { runFairnessAudit, zeroShotAccuracy, type AuditModel, type FairnessAuditOptions, type FairnessAuditResult } from "./audit";
-import { spuriousDirectionsFromPrompts } from "./debias";
+import { FRAMED, plantBias, type PlantedBiasOptions, type ResolvedPlantedBias } from "./planted_bias";
+import { runFairnessAudit, type AuditModel, type FairnessAuditOptions, type FairnessAuditResult } from "./audit";
 import type { Estimate } from "./bootstrap";
 import { balancedResample, groupInvarianceRegularizer } from "./remedies";
+import { wordProbeOptions, wordSpuriousDirection, wordSpuriousPairs } from "./word_probes";
 
 export type TrainingRemedy = "none" | "resample" | "regularizer";
 export const TRAINING_REMEDIES: readonly TrainingRemedy[] = ["none", "resample", "regularizer"];
@@ -40,24 +41,42 @@ export interface PlantedRun {
   finalLoss: number;
 }
 
-/** Trains one model on `trainBase` with the planted bias (and remedy). `testBase` only feeds the trainer's own final evaluation. */
+/** The in-memory grey split of a Fashion-MNIST dataset (its first `limit` images), or a one-line error for any other source. */
+function fashionMnistImages(fn: string, what: string, ds: Dataset, limit?: number): LabelledImages {
+  if (!isFashionMnist(ds)) {
+    throw new RangeError(`${fn}: ${what} must be Fashion-MNIST (openDataset("fashion-mnist")): the planted frame goes on its 28x28 grey training images; got ${ds.spec}`);
+  }
+  const all = ds.labelled;
+  const n = Math.min(limit ?? all.count, all.count);
+  if (n === all.count) return all;
+  const px = all.height * all.width;
+  return { ...all, images: all.images.subarray(0, n * px), labels: all.labels.subarray(0, n), count: n };
+}
+
+/**
+ * Trains one model on the Fashion-MNIST `train` split (its first `opts.train.trainLimit` images)
+ * with the planted bias (and remedy) stamped on the 28x28 grey images. `test` only feeds the
+ * trainer's own final evaluation.
+ */
 export async function trainPlanted(
-  trainBase: LabelledImages,
-  testBase: LabelledImages,
+  train: Dataset,
+  test: Dataset,
   opts: PlantedRunOptions,
   callbacks: TrainCallbacks = {},
   captions: CaptionSet = CaptionSet.load(),
 ): Promise<PlantedRun> {
   const fn = "trainPlanted";
+  const trainBase = fashionMnistImages(fn, "train", train, opts.train?.trainLimit);
+  const testBase = fashionMnistImages(fn, "test", test);
   const remedy = opts.remedy ?? "none";
   if (!TRAINING_REMEDIES.includes(remedy)) throw new RangeError(`${fn}: remedy must be one of ${TRAINING_REMEDIES.join(", ")}, got ${JSON.stringify(remedy)}`);
   const planted = plantBias(trainBase, opts.bias, captions);
-  let train = planted.train;
+  let trainSet = planted.train;
   let regularizer;
   let model: Clip | undefined; // the model being trained, known from onStart
   if (remedy === "resample") {
     // Strata = compound labels (class x caption word), so the frame says nothing about either.
-    train = balancedResample(planted.train, planted.groups, { seed: planted.options.seed + 1 }).data;
+    trainSet = balancedResample(planted.train, planted.groups, { seed: planted.options.seed + 1 }).data;
   } else if (remedy === "regularizer") {
     // The penalty is measured in the model's own logit units: its temperature, read every step.
     regularizer = groupInvarianceRegularizer({
@@ -73,7 +92,7 @@ export async function trainPlanted(
   const r = await trainClip(
     { evalLimit: 200, finalEvalLimit: 200, retrievalLimit: 100, ...opts.train },
     callbacks,
-    { train, test: testBase, captions: planted.captions, regularizer },
+    { train: trainSet, test: testBase, captions: planted.captions, regularizer },
   );
   return { model: r.model, bias: planted.options, remedy, steps: r.steps, trainSeconds: r.trainSeconds, wallSeconds: r.wallSeconds, finalLoss: r.finalLoss };
 }
@@ -81,31 +100,17 @@ export async function trainPlanted(
 /** The audit settings that go with a planted bias: its class, its word, its group. */
 export function plantedAuditOptions(bias: ResolvedPlantedBias, captions: CaptionSet = CaptionSet.load()): FairnessAuditOptions {
   const names = captions.spec.classes.map((c) => c.canonical);
-  const templates = captions.spec.evalTemplates;
-  const target = names[bias.targetClass];
-  const prompts = (list: string[]) => list.flatMap((n) => templates.map((t) => fillTemplate(t, n)));
-  return {
-    classNames: names,
-    templates,
-    focusGroup: FRAMED,
-    positiveClass: bias.targetClass,
-    distractors: names.map((n) => `${bias.word} ${n}`),
-    associations: [
-      { name: `"${bias.word}" vs no word`, a: prompts(names.map((n) => `${bias.word} ${n}`)), b: prompts(names) },
-      { name: `${target} vs other classes`, a: prompts([target]), b: prompts(names.filter((n) => n !== target)) },
-    ],
-  };
+  return { ...wordProbeOptions(bias.word, names, captions.spec.evalTemplates, bias.targetClass), focusGroup: FRAMED };
 }
 
 /** Prompt pairs that differ only in the planted word, for `spuriousDirectionsFromPrompts`. */
 export function plantedSpuriousPairs(bias: ResolvedPlantedBias, captions: CaptionSet = CaptionSet.load()): [string, string][] {
-  const names = captions.spec.classes.map((c) => c.canonical);
-  return names.flatMap((n) => captions.spec.evalTemplates.map((t) => [fillTemplate(t, `${bias.word} ${n}`), fillTemplate(t, n)] as [string, string]));
+  return wordSpuriousPairs(bias.word, captions.spec.classes.map((c) => c.canonical), captions.spec.evalTemplates);
 }
 
 /** One spurious direction [1, D]: the mean of the pair differences (a single direction keeps the rest of the space). */
 export function plantedSpuriousDirection(model: AuditModel, bias: ResolvedPlantedBias, captions: CaptionSet = CaptionSet.load()): tf.Tensor2D {
-  return tf.tidy(() => tf.mean(spuriousDirectionsFromPrompts(model, plantedSpuriousPairs(bias, captions)), 0, true) as tf.Tensor2D); // [1, D]
+  return wordSpuriousDirection(model, bias.word, captions.spec.classes.map((c) => c.canonical), captions.spec.evalTemplates);
 }
 
 export interface PlantedAuditResult {
@@ -115,27 +120,21 @@ export interface PlantedAuditResult {
 }
 
 /**
- * Audits a model trained with a planted bias on `test` (grey, unstamped): the frame is stamped on
- * a seeded random half of the images (independent of the class), and clean accuracy is measured
- * on the unstamped images. `spuriousDirections` applies projection debiasing to both. `placebo`
- * assigns the groups without drawing the frame (see `plantedTestSet`).
+ * Audits a model trained with a planted bias on `test` (unstamped; `opts.limit` images): the
+ * frame is stamped on a seeded, class-stratified random half of the images (on the 28x28 grey
+ * images for Fashion-MNIST, as in training; on the prepared model input otherwise), and clean
+ * accuracy is measured on the same images without it. `spuriousDirections` applies projection
+ * debiasing to both. `placebo` assigns the groups without drawing the frame (see `plantedTestSet`).
  */
-export function auditPlanted(
+export async function auditPlanted(
   model: AuditModel,
-  test: LabelledImages,
+  test: Dataset,
   bias: ResolvedPlantedBias,
   opts: Partial<FairnessAuditOptions> & { testSeed?: number; placebo?: boolean } = {},
   captions: CaptionSet = CaptionSet.load(),
-): PlantedAuditResult {
+): Promise<PlantedAuditResult> {
   const { testSeed, placebo, ...auditOpts } = opts;
-  const grouped = plantedTestSet(test, { seed: testSeed ?? 1, borderWidth: bias.borderWidth, borderValue: bias.borderValue, placebo });
-  const o = { ...plantedAuditOptions(bias, captions), ...auditOpts };
-  const audit = runFairnessAudit(model, grouped.data, grouped.groups, o);
-  const cleanAccuracy = zeroShotAccuracy(model, test, o.classNames, o.templates, {
-    bootstrap: o.bootstrap,
-    seed: o.seed,
-    spuriousDirections: o.spuriousDirections,
-    tokenizer: o.tokenizer,
-  });
-  return { audit, cleanAccuracy };
+  const groups = { planted: "border" as const, seed: testSeed ?? 1, borderWidth: bias.borderWidth, borderValue: bias.borderValue, placebo };
+  const audit = await runFairnessAudit(model, test, groups, { ...plantedAuditOptions(bias, captions), ...auditOpts });
+  return { audit, cleanAccuracy: audit.cleanAccuracy! };
 }

@@ -1,0 +1,53 @@
+/**
+ * Probes for one suspect word ("counterfeit"): the harmful-label distractors "<word> <class>",
+ * WEAT prompt sets with and without the word and for the positive class against the others, and
+ * the word's direction in text space for projection debiasing (Chuang et al. 2023,
+ * https://arxiv.org/abs/2302.00070). The planted-bias study uses them with its own word; the CLI
+ * with `--word` on any dataset.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { TextFeatureModel } from "../../eval/encode";
+import { fillTemplate } from "../../eval/zero_shot";
+import type { AttributeSets } from "./audit";
+import { spuriousDirectionsFromPrompts } from "./debias";
+
+export interface WordProbes {
+  classNames: readonly string[];
+  templates: readonly string[];
+  positiveClass: number;
+  distractors: string[];
+  associations: AttributeSets[];
+}
+
+/** Audit options probing `word` against the classes (every prompt filled into every template). */
+export function wordProbeOptions(word: string, classNames: readonly string[], templates: readonly string[], positiveClass: number): WordProbes {
+  const target = classNames[positiveClass];
+  if (target === undefined) throw new RangeError(`wordProbeOptions: positiveClass must be an integer in [0, ${classNames.length - 1}], got ${positiveClass}`);
+  const prompts = (list: readonly string[]) => list.flatMap((n) => templates.map((t) => fillTemplate(t, n)));
+  return {
+    classNames,
+    templates,
+    positiveClass,
+    distractors: classNames.map((n) => `${word} ${n}`),
+    associations: [
+      { name: `"${word}" vs no word`, a: prompts(classNames.map((n) => `${word} ${n}`)), b: prompts(classNames) },
+      { name: `${target} vs other classes`, a: prompts([target]), b: prompts(classNames.filter((n) => n !== target)) },
+    ],
+  };
+}
+
+/** Prompt pairs that differ only in `word`, for `spuriousDirectionsFromPrompts`. */
+export function wordSpuriousPairs(word: string, classNames: readonly string[], templates: readonly string[]): [string, string][] {
+  return classNames.flatMap((n) => templates.map((t) => [fillTemplate(t, `${word} ${n}`), fillTemplate(t, n)] as [string, string]));
+}
+
+/** One spurious direction [1, D]: the mean of the pair differences (a single direction keeps the rest of the space). */
+export function wordSpuriousDirection(
+  model: TextFeatureModel,
+  word: string,
+  classNames: readonly string[],
+  templates: readonly string[],
+  tokenizer?: (texts: string[]) => tf.Tensor2D,
+): tf.Tensor2D {
+  return tf.tidy(() => tf.mean(spuriousDirectionsFromPrompts(model, wordSpuriousPairs(word, classNames, templates), tokenizer), 0, true) as tf.Tensor2D); // [1, D]
+}
