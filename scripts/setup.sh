@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   dataset-fashion-mnist   # real training images: /usr/share/datasets/fashion-mnist
   python3-torch           # the PyTorch peer that `npm run bench` measures against (never used by tests)
-  libopenblas0-openmp     # without it Debian's torch falls back to the reference BLAS, an unfair peer
+  libopenblas0-openmp     # the BLAS behind cliplab's native matrix kernels (src/backend/blas.ts), and PyTorch's: without it Debian's torch uses the reference BLAS
   jupyter-nbconvert       # runs the notebooks headless (npm run notebooks, and the test suite)
   jupyter-client          # talks to the tslab kernel
   chromium                # opens every report and executed notebook to check that its figures render
+  gcc                     # builds cliplab's optional fused CPU kernels (scripts/build-native.sh)
+  libc6-dev               # the C headers gcc needs for that
 )
 
 missing=()
@@ -34,6 +36,9 @@ fi
 # tfjs-node-gpu is optional: its install downloads libtensorflow, which fails without internet,
 # and npm then drops it; cliplab falls back to the WASM backend.
 npm ci --no-audit --no-fund
+
+# cliplab's fused CPU kernels (attention, LayerNorm, GELU, ...): a small C library, optional.
+bash scripts/build-native.sh || echo "setup: the fused kernels were not built; cliplab runs those ops as tfjs kernels" >&2
 
 # The Jupyter kernelspec that starts tslab in this repository (JUPYTER_PATH=$PWD/.jupyter).
 node scripts/install-kernel.js

@@ -67,6 +67,11 @@
  * the backend. `CLIPLAB_BLAS=off` or `initBackend({blas: false})` keeps the wasm kernels,
  * `CLIPLAB_BLAS=/path/lib.so` names the library. `BackendChoice.blas` says which BLAS is used (and
  * `blasReason` why, or why none).
+ *
+ * Fused kernels (src/backend/fused*.ts). With the BLAS kernels on, cliplab's own C library
+ * (src/backend/csrc, built by `bash scripts/build-native.sh`) adds fused attention, LayerNorm,
+ * bias + GELU/QuickGELU and the bias gradient, used by src/model when present;
+ * `CLIPLAB_NATIVE_LIB=off|/path` turns it off or names it; `BackendChoice.fused` / `fusedReason`.
  */
 import * as tf from "@tensorflow/tfjs";
 import { resolveObjectURL } from "node:buffer";
@@ -76,6 +81,13 @@ import { Worker as NodeWorker, type WorkerOptions } from "node:worker_threads";
 import { loadBlas } from "./backend/blas";
 import { registerCpuKernels, registerWasmKernels } from "./backend/kernels";
 import { registerNativeKernels, unregisterNativeKernels } from "./backend/native";
+import { registerFusedKernels, unregisterFusedKernels } from "./backend/fused";
+import { loadFusedLib } from "./backend/fused_lib";
+// The fused ops register their kernels with ./backend/fused when loaded.
+import "./backend/fused_attention";
+import "./backend/fused_layernorm";
+import "./backend/fused_activation";
+import "./backend/native_linear";
 
 export { registerCpuKernels };
 
@@ -95,6 +107,10 @@ export interface BackendChoice {
   blas?: { name: string; path: string; threads: number };
   /** One line: which BLAS runs the matrix kernels, or why none does ("" off the wasm backend). */
   blasReason: string;
+  /** cliplab's fused-kernel C library, if loaded (wasm with a BLAS only). */
+  fused?: { path: string; openmp: boolean };
+  /** One line: the fused-kernel library in use, or why none ("" off the wasm backend). */
+  fusedReason: string;
 }
 
 export interface InitOptions {
@@ -177,6 +193,7 @@ export async function shutdownBackend(): Promise<void> {
   if (pending) await pending.catch(() => undefined);
   if (choice?.name === "wasm") {
     unregisterNativeKernels();
+    unregisterFusedKernels();
     const factory = tf.engine().registryFactory["wasm"];
     // removeBackend disposes BackendWasm, which terminates the emscripten pthreads.
     if (factory) {
@@ -255,7 +272,7 @@ type Attempt = { name: string; ok: boolean; reason: string };
 
 /** A request that was explicit and cannot be met: fails initBackend instead of trying the next backend. */
 class UnmetRequestError extends Error {}
-type Started = { threads: number; simd: boolean; detail: string; blas?: BackendChoice["blas"]; blasReason?: string };
+type Started = { threads: number; simd: boolean; detail: string; blas?: BackendChoice["blas"]; blasReason?: string; fused?: BackendChoice["fused"]; fusedReason?: string };
 
 async function select(req: Request): Promise<BackendChoice> {
   const tried: Attempt[] = [];
@@ -265,7 +282,18 @@ async function select(req: Request): Promise<BackendChoice> {
     if (started) {
       const why = req.prefer ? `forced by ${req.preferSource}` : `first backend that started, in the order tfjs-node-gpu, tfjs-node, wasm, cpu`;
       const blas = started.blas;
-      return { name, reason: `${started.detail}; ${why}`, threads: started.threads, simd: started.simd, tried, ...(blas ? { blas } : {}), blasReason: started.blasReason ?? "" };
+      const fused = started.fused;
+      return {
+        name,
+        reason: `${started.detail}; ${why}`,
+        threads: started.threads,
+        simd: started.simd,
+        tried,
+        ...(blas ? { blas } : {}),
+        blasReason: started.blasReason ?? "",
+        ...(fused ? { fused } : {}),
+        fusedReason: started.fusedReason ?? "",
+      };
     }
   }
   // Only reachable when forced: the automatic order ends with cpu, which always starts.
@@ -434,15 +462,16 @@ async function startWasm(req: Request): Promise<Started> {
   }
   if (tf.getBackend() !== "wasm" && !(await tf.setBackend("wasm"))) throw new Error("tf.setBackend('wasm') returned false");
   const native = startNative(req);
-  const detail = `wasm: XNNPACK WebAssembly${simd ? " with SIMD" : " without SIMD"}, ${threads} thread${threads === 1 ? "" : "s"}${note}; matrix kernels: ${native.blas ? native.reason : `wasm (${native.reason})`}`;
-  return { threads, simd, detail, blas: native.blas, blasReason: native.reason };
+  const detail = `wasm: XNNPACK WebAssembly${simd ? " with SIMD" : " without SIMD"}, ${threads} thread${threads === 1 ? "" : "s"}${note}; matrix kernels: ${native.blas ? native.reason : `wasm (${native.reason})`}; fused kernels: ${native.fused ? native.fusedReason : `none (${native.fusedReason})`}`;
+  return { threads, simd, detail, blas: native.blas, blasReason: native.reason, fused: native.fused, fusedReason: native.fusedReason };
 }
 
 /** Native BLAS kernels over the wasm ones, when asked for and a BLAS loads (see the file header). */
-function startNative(req: Request): { blas?: BackendChoice["blas"]; reason: string } {
+function startNative(req: Request): { blas?: BackendChoice["blas"]; reason: string; fused?: BackendChoice["fused"]; fusedReason: string } {
   if (!req.blas) {
     unregisterNativeKernels();
-    return { reason: "native BLAS kernels turned off by initBackend({blas: false})" };
+    unregisterFusedKernels();
+    return { reason: "native BLAS kernels turned off by initBackend({blas: false})", fusedReason: "they need the BLAS kernels" };
   }
   let load;
   try {
@@ -453,10 +482,18 @@ function startNative(req: Request): { blas?: BackendChoice["blas"]; reason: stri
   }
   if (!load.blas) {
     unregisterNativeKernels();
-    return { reason: load.reason };
+    unregisterFusedKernels();
+    return { reason: load.reason, fusedReason: "they need a BLAS" };
   }
   registerNativeKernels(load.blas);
-  return { blas: { name: load.blas.name, path: load.blas.path, threads: load.blas.threads }, reason: load.reason };
+  const blas = { name: load.blas.name, path: load.blas.path, threads: load.blas.threads };
+  const f = loadFusedLib(load.blas, req.threads);
+  if (!f.lib) {
+    unregisterFusedKernels();
+    return { blas, reason: load.reason, fusedReason: f.reason };
+  }
+  registerFusedKernels(f.lib);
+  return { blas, reason: load.reason, fused: { path: f.lib.path, openmp: f.lib.openmp }, fusedReason: f.reason };
 }
 
 function threadsUnsupportedReason(wasm: WasmModule, simd: boolean): string | undefined {

@@ -4,7 +4,9 @@
  * `ResidualAttentionBlock`, https://github.com/openai/CLIP/blob/main/clip/model.py).
  */
 import * as tf from "@tensorflow/tfjs";
-import { Activation, Weights, activate, layerNorm, linear } from "./layers";
+import { Activation, Weights, layerNorm, linear, linearActivation } from "./layers";
+import { fusedLib } from "../backend/fused";
+import { fusedAttention } from "../backend/fused_attention";
 
 /** [B, T, D] -> [B, H, T, D/H] */
 function splitHeads(x: tf.Tensor, batch: number, tokens: number, heads: number): tf.Tensor4D {
@@ -38,9 +40,15 @@ export function attend(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: nu
 /** torch.nn.MultiheadAttention self-attention with the fused q,k,v input projection. */
 export function selfAttention(x: tf.Tensor3D, w: Weights, prefix: string, heads: number, mask?: tf.Tensor): tf.Tensor3D {
   const [batch, tokens, width] = x.shape;
-  const qkv = linear(x, w(`${prefix}.in_proj_weight`), w(`${prefix}.in_proj_bias`)); // [B, T, 3D]
-  const [q, k, v] = tf.split(qkv, 3, 2) as tf.Tensor3D[]; // 3 x [B, T, D]
-  const out = attend(q, k, v, heads, mask); // [B, T, D]
+  const qkv = linear(x, w(`${prefix}.in_proj_weight`), w(`${prefix}.in_proj_bias`)) as tf.Tensor3D; // [B, T, 3D]
+  let out: tf.Tensor3D;
+  if (fusedLib()) {
+    // One kernel straight from the packed projection: no split, no head transposes.
+    out = fusedAttention(qkv, heads, mask as tf.Tensor2D | undefined); // [B, T, D]
+  } else {
+    const [q, k, v] = tf.split(qkv, 3, 2) as tf.Tensor3D[]; // 3 x [B, T, D]
+    out = attend(q, k, v, heads, mask); // [B, T, D]
+  }
   return tf.reshape(linear(out, w(`${prefix}.out_proj.weight`), w(`${prefix}.out_proj.bias`)), [batch, tokens, width]);
 }
 
@@ -56,7 +64,7 @@ export function residualAttentionBlock(
   const attnIn = layerNorm(x, w(`${prefix}.ln_1.weight`), w(`${prefix}.ln_1.bias`)) as tf.Tensor3D;
   const h = tf.add(x, selfAttention(attnIn, w, `${prefix}.attn`, heads, mask)) as tf.Tensor3D; // [B, T, D]
   const mlpIn = layerNorm(h, w(`${prefix}.ln_2.weight`), w(`${prefix}.ln_2.bias`));
-  const hidden = activate(linear(mlpIn, w(`${prefix}.mlp.c_fc.weight`), w(`${prefix}.mlp.c_fc.bias`)), act); // [B, T, 4D]
+  const hidden = linearActivation(mlpIn, w(`${prefix}.mlp.c_fc.weight`), w(`${prefix}.mlp.c_fc.bias`), act); // [B, T, 4D]
   return tf.add(h, linear(hidden, w(`${prefix}.mlp.c_proj.weight`), w(`${prefix}.mlp.c_proj.bias`))) as tf.Tensor3D;
 }
 

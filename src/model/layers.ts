@@ -6,6 +6,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { matMul2d } from "./matmul";
+import { fusedLib } from "../backend/fused";
+import { fusedBiasActivation } from "../backend/fused_activation";
+import { fusedLayerNorm } from "../backend/fused_layernorm";
+import { nativeLinear, nativeMatMulActive } from "../backend/native_linear";
 
 
 /** Looks up a weight by its OpenAI state_dict name. */
@@ -15,14 +19,30 @@ export type Activation = "quick_gelu" | "gelu";
 
 export const NORM_EPS = 1e-5;
 
-/** `x @ W + b` over the last axis; W is stored [in, out]. Flattening to 2-D keeps the matmul unbatched. */
+/**
+ * `x @ W + b` over the last axis; W is stored [in, out]. Flattening to 2-D keeps the matmul
+ * unbatched. With the native BLAS kernels (src/backend/native.ts) it is one GEMM with the bias
+ * folded in.
+ */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
   const inF = x.shape[x.shape.length - 1];
   const outF = weight.shape[1];
   const flat = x.rank === 2 ? x : tf.reshape(x, [-1, inF]); // [N, in]
-  let y: tf.Tensor = matMul2d(flat as tf.Tensor2D, weight as tf.Tensor2D); // [N, out]
-  if (bias) y = addBias(y as tf.Tensor2D, bias as tf.Tensor1D);
+  let y: tf.Tensor;
+  if (nativeMatMulActive()) {
+    y = nativeLinear(flat as tf.Tensor2D, weight as tf.Tensor2D, bias as tf.Tensor1D | undefined); // [N, out]
+  } else {
+    y = matMul2d(flat as tf.Tensor2D, weight as tf.Tensor2D); // [N, out]
+    if (bias) y = addBias(y as tf.Tensor2D, bias as tf.Tensor1D);
+  }
   return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF as number]);
+}
+
+/** `act(x @ W + b)`: with the fused kernels, the bias and the activation are one pass after the GEMM. */
+export function linearActivation(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | undefined, kind: Activation): tf.Tensor {
+  if (!fusedLib()) return activate(linear(x, weight, bias), kind);
+  const pre = linear(x, weight); // [..., out]
+  return fusedBiasActivation(pre, bias, kind);
 }
 
 /**
@@ -42,6 +62,7 @@ const addBias = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
 
 /** LayerNorm over the last axis (biased variance, like torch). */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = NORM_EPS): tf.Tensor {
+  if (fusedLib()) return fusedLayerNorm(x, gamma, beta, eps);
   const axis = x.rank - 1;
   const mean = tf.mean(x, axis, true);
   const centered = tf.sub(x, mean);
