@@ -28,7 +28,10 @@ export const ROBUSTNESS_USAGE =
   `      Images are audited at the model's input size. L-inf budgets are per pixel value (k/255); L2 budgets are given for a 3x32x32 input ` +
   `(${L2_REFERENCE_VALUES} values, RobustBench's CIFAR-10 convention) and applied as eps * sqrt(S*S*3 / ${L2_REFERENCE_VALUES}) at input size S; both are reported.`;
 
-/** The --quick settings: a smoke run in seconds (every corruption and severity, few images, short attacks). */
+/**
+ * The --quick settings: a smoke run in seconds (every corruption and severity, few images, short
+ * attacks). Batch sizes come from the model config, as in a full run.
+ */
 export const QUICK_AUDIT: RobustnessAuditOptions = {
   limit: 64,
   attackLimit: 32,
@@ -37,7 +40,6 @@ export const QUICK_AUDIT: RobustnessAuditOptions = {
   linfEps: [0, 8 / 255],
   l2Eps: [0, 1],
   examples: 2,
-  batchSize: 64,
 };
 
 /** One row per measurement: clean, each corruption x severity, each attack (NaN / "" where a column does not apply). */
