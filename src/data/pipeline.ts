@@ -25,6 +25,7 @@
  * - Augmentation: with `augment`, every item needs `seedFor(item)`; the item's pixels depend only on
  *   that seed, not on which worker prepared it.
  */
+import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
@@ -79,10 +80,13 @@ export class PreparePool {
     this.spec = { transform, augment: toAugmentation(opts.augment, "PreparePool: augment") };
     // sharp is already loaded on this thread (prepare.ts imports it), as sharp requires before
     // worker threads load it: its shared libraries then outlive every worker.
-    // The entry is this folder's pipeline_worker with this file's extension (.ts under tsx).
+    // The entry is this folder's pipeline_worker with this file's extension (.ts under tsx); the
+    // TypeScript one (loaded with tsx) when no such file exists, as under tslab, which compiles
+    // the .ts sources in memory and names them .js.
     const ext = path.extname(__filename);
-    const entry = path.join(__dirname, `pipeline_worker${ext}`);
-    const tsx = ext === ".ts" ? require.resolve("tsx/cjs") : null;
+    const own = path.join(__dirname, `pipeline_worker${ext}`);
+    const entry = fs.existsSync(own) ? own : path.join(__dirname, "pipeline_worker.ts");
+    const tsx = entry.endsWith(".ts") ? require.resolve("tsx/cjs") : null;
     for (let i = 0; i < this.size; i++) {
       const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { entry, tsx, spec: this.spec, inflight, sharpThreads } });
       const slot: WorkerSlot = { worker, outstanding: 0 };
