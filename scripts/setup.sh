@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libopenblas0-openmp     # the BLAS behind cliplab's native matrix kernels (src/backend/blas.ts), and PyTorch's: without it Debian's torch uses the reference BLAS
   jupyter-nbconvert       # runs the notebooks headless (npm run notebooks, and the test suite)
   jupyter-client          # talks to the tslab kernel
+  jupyter-notebook        # the notebook front end a person opens in a browser (npm run lab); Debian has no JupyterLab
   chromium                # opens every report and executed notebook to check that its figures render
   gcc                     # builds cliplab's optional fused CPU kernels (scripts/build-native.sh)
   libc6-dev               # the C headers gcc needs for that
