@@ -11,6 +11,11 @@
  * A bare path is not guessed at: the kind is always named, so a typo is an error, not a surprise.
  */
 import type { Dataset } from "./dataset";
+import { openFashionMnist } from "./sources/fashion_mnist";
+import { openImageFolder } from "./sources/image_folder";
+import { openCsv } from "./sources/csv";
+import { openWebDataset } from "./sources/webdataset";
+import { openArrow, openParquet } from "./sources/parquet";
 
 export interface DatasetOptions {
   /** Fashion-MNIST only: which split (default "test"; training commands ask for "train"). */
@@ -35,14 +40,17 @@ export type SourceOpener = (target: string, opts: DatasetOptions, spec: string) 
 export const SOURCE_KINDS = ["fashion-mnist", "imagefolder", "csv", "wds", "parquet", "arrow"] as const;
 export type SourceKind = (typeof SOURCE_KINDS)[number];
 
-/** Lazily required, so a command that reads image folders never loads the Parquet reader. */
-const OPENERS: Record<SourceKind, () => SourceOpener> = {
-  "fashion-mnist": () => require("./sources/fashion_mnist").openFashionMnist,
-  imagefolder: () => require("./sources/image_folder").openImageFolder,
-  csv: () => require("./sources/csv").openCsv,
-  wds: () => require("./sources/webdataset").openWebDataset,
-  parquet: () => require("./sources/parquet").openParquet,
-  arrow: () => require("./sources/parquet").openArrow,
+/**
+ * The opener of every kind. Imported statically: tslab's require hook only compiles modules a
+ * cell's import graph reaches, so a lazy require of a source module fails in notebooks.
+ */
+const OPENERS: Record<SourceKind, SourceOpener> = {
+  "fashion-mnist": openFashionMnist,
+  imagefolder: openImageFolder,
+  csv: openCsv,
+  wds: openWebDataset,
+  parquet: openParquet,
+  arrow: openArrow,
 };
 
 /** Splits `kind:target`; the kind must be one of SOURCE_KINDS. */
@@ -61,5 +69,5 @@ export function parseDataSpec(spec: string): { kind: SourceKind; target: string 
 /** Opens the dataset a spec names. Errors are one line naming the spec, file or row. */
 export async function openDataset(spec: string, opts: DatasetOptions = {}): Promise<Dataset> {
   const { kind, target } = parseDataSpec(spec);
-  return OPENERS[kind]()(target, opts, spec);
+  return OPENERS[kind](target, opts, spec);
 }
