@@ -123,7 +123,8 @@ export { trainingCurves, readTrainingHistory } from "./viz/training_curves";
 export type { TrainingHistory } from "./viz/training_curves";
 export { barWithCI, wilsonInterval } from "./viz/bar_ci";
 export type { Interval } from "./viz/bar_ci";
-export { encodePng, pngDataUrl, greyThumbnails } from "./viz/png";
+export { encodePng, pngDataUrl, greyThumbnails, imageThumbnails } from "./viz/png";
+export type { ThumbnailOptions } from "./viz/png";
 export { plotlyText, CLASS_COLORS } from "./viz/text";
 export { showFigure, showTable, showImage, showSection, liveFigure, resetPlotly, setNotebookDisplay, toTableBlock } from "./viz/notebook";
 export type { NotebookDisplay, TableLike } from "./viz/notebook";
@@ -133,7 +134,8 @@ export type { Report, ReportSection, ReportBlock, TextBlock, FigureBlock, TableB
 export { renderReport, writeReport } from "./report/render";
 export { runPipelineReport } from "./report/pipeline";
 export type { PipelineReportOptions, PipelineCallbacks, PipelineSummary } from "./report/pipeline";
-export { trainingSection, embeddingSection, zeroShotSection, retrievalSection } from "./report/pipeline_sections";
+export { trainingSection, embeddingSection, zeroShotSection, retrievalSection, skippedSection } from "./report/pipeline_sections";
+export type { EmbeddingSectionInput, RetrievalSectionInput, ZeroShotSectionOptions, CaptionOrigin } from "./report/pipeline_sections";
 
 // Utilities
 export { Random } from "./util/random";
