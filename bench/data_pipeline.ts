@@ -13,7 +13,7 @@
  * Configurations: `prepareItem` awaited one at a time on the main thread; the pipeline with
  * `workers: 0` (main thread, two images in flight so sharp's decode on libuv's threads overlaps the
  * JavaScript resize); the pipeline with 1, 2 and 3 worker threads; 2 workers with
- * `sharpThreads: 1`; and 2 workers feeding a consumer that keeps the main thread busy for
+ * `sharpThreads: 1`; and 1 or 2 workers feeding a consumer that keeps the main thread busy for
  * 1/`--data-consumer-rate` s per image (a model at the target ~28 images/s), where what counts is
  * how long the consumer waits for the next item.
  *
@@ -24,7 +24,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { BenchContext, fmt, formatTable, round2, writeResult } from "./common";
+import { BenchContext, ContentionMeter, fmt, formatTable, round2, writeResult } from "./common";
 
 export interface DataBenchOptions {
   images: number;
@@ -51,6 +51,10 @@ interface Config {
 
 interface ChildResult {
   imagesPerSecond: number;
+  /** CPU seconds of the child, all threads. */
+  cpuSeconds: number;
+  /** CPUs other processes kept busy meanwhile (machine busy time minus ours). */
+  othersCpus?: number;
   firstItemSeconds: number;
   seconds: number;
   cpuCores: number;
@@ -148,6 +152,7 @@ async function child(args: { dir: string; ext: string; images: number; config: C
     imagesPerSecond: (n - 1) / ((end - first) / 1000),
     firstItemSeconds: (first - t0) / 1000,
     seconds: (end - t0) / 1000,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     cpuCores: (cpu.user + cpu.system) / 1e6 / ((end - t0) / 1000),
     peakRssMb: process.resourceUsage().maxRSS / 1024,
     checksum,
@@ -187,12 +192,17 @@ export async function runDataPipelineBench(opts: DataBenchOptions, ctx: BenchCon
       { name: "pipeline, 2 workers (default)", mode: "pipeline", workers: 2 },
       { name: "pipeline, 2 workers, sharpThreads 1", mode: "pipeline", workers: 2, sharpThreads: 1 },
       { name: "pipeline, 3 workers", mode: "pipeline", workers: 3 },
+      { name: `pipeline, 1 worker, consumer busy ${fmt(busyMs, 1)} ms/image`, mode: "pipeline", workers: 1, busyMs },
       { name: `pipeline, 2 workers, consumer busy ${fmt(busyMs, 1)} ms/image`, mode: "pipeline", workers: 2, busyMs },
     ];
     const results: { config: Config; format: string; result: ChildResult }[] = [];
     for (const ext of [".jpg", ".png"]) {
       for (const config of configs) {
+        const meter = new ContentionMeter();
+        meter.start();
         const result = await runChild({ dir, ext, images: opts.images, config });
+        meter.stop(result.cpuSeconds);
+        result.othersCpus = meter.othersCpus();
         results.push({ config, format: ext === ".jpg" ? "JPEG" : "PNG", result });
       }
     }
@@ -200,13 +210,15 @@ export async function runDataPipelineBench(opts: DataBenchOptions, ctx: BenchCon
       config.name,
       format,
       fmt(r.imagesPerSecond, 1),
+      fmt(r.imagesPerSecond / r.cpuCores, 1),
       fmt(r.firstItemSeconds, 2),
       fmt(r.cpuCores, 2),
+      fmt(r.othersCpus, 2),
       fmt(r.peakRssMb, 0),
       r.waitMsPerImage === undefined ? "—" : `${fmt(r.waitMsPerImage, 1)} (${fmt(100 * (r.waitFraction ?? 0), 1)}%)`,
     ]);
     console.log(`${opts.images} images per run, ${WIDTH}x${HEIGHT} -> ${SIZE} px (OpenAI transform); JPEG q90 ~${Math.round(sizes.jpeg / 1024)} KiB, PNG ~${Math.round(sizes.png / 1024)} KiB; ${ctx.machine.logicalCpus} CPUs, load ${os.loadavg()[0].toFixed(1)}`);
-    console.log(formatTable(["configuration", "input", "images/s", "first item s", "CPU cores used", "peak RSS MiB", "consumer wait ms/image"], rows));
+    console.log(formatTable(["configuration", "input", "images/s", "per CPU-s", "first item s", "CPUs used", "others' CPUs", "peak RSS MiB", "consumer wait ms/image"], rows));
     const file = writeResult("data", { options: opts, machine: ctx.machine, inputBytes: sizes, results: results.map((r) => ({ ...r, result: { ...r.result, imagesPerSecond: round2(r.result.imagesPerSecond) } })) });
     console.log(`wrote ${file}`);
     return results;

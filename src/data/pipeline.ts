@@ -177,6 +177,9 @@ export interface PipelineOptions extends PoolOptions {
 
 const PIPELINE_KEYS = [...POOL_KEYS, "augment", "seedFor", "prefetch", "maxBytes", "skipBadImages", "onSkip", "pool"];
 
+/** Stands in for an image already handed to a worker. */
+const DROPPED: ImageRef = { kind: "encoded", bytes: new Uint8Array(0) };
+
 type Entry = { kind: "item"; item: DataItem; result: Promise<Uint8Array>; cost: number } | { kind: "error"; error: unknown };
 
 /**
@@ -238,7 +241,9 @@ export async function* prepareItems(source: AsyncIterable<DataItem>, transform: 
           const result = run(item, seed);
           result.catch(() => undefined); // awaited in order below; never an unhandled rejection
           const cost = imageBytes(item.image) + outBytes;
-          queue.push({ kind: "item", item, result, cost });
+          // A worker has its own copy of the image now: keep only the metadata, so the source's
+          // bytes can be collected while the item waits its turn.
+          queue.push({ kind: "item", item: pool ? { ...item, image: DROPPED } : item, result, cost });
           bytes += cost;
           notify?.();
         }
