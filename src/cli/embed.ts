@@ -172,8 +172,8 @@ async function embedDataset(
 
 async function embedInputs(clip: Clip, images: string[], texts: string[], values: { out?: string; truncate?: boolean; json?: boolean }, io: CliIO): Promise<number> {
   const dim = clip.config.embed_dim;
-  let imageFeatures = new Float32Array(0);
-  let textFeatures = new Float32Array(0);
+  let imageFeatures: Float32Array = new Float32Array(0);
+  let textFeatures: Float32Array = new Float32Array(0);
   if (images.length) {
     const pixels = await loadImages(images, clip.config.vision_cfg.image_size, modelTransform(clip.config));
     try {
