@@ -7,16 +7,10 @@
  * estimate in the message; the studies cap their image counts (`limit`) well below it.
  */
 import * as tf from "@tensorflow/tfjs";
+import type { PreparedItem } from "./prepare";
 
-/** One preprocessed item: uint8 RGB `[S, S, 3]` at the model's input size. */
-export interface PreparedImage {
-  key: string;
-  index: number;
-  label?: number;
-  captions: string[];
-  groups?: Readonly<Record<string, string>>;
-  pixels: Uint8Array;
-}
+/** One preprocessed item (what the pipeline yields): uint8 RGB `[S, S, 3]` at the model's input size. */
+export type PreparedImage = PreparedItem;
 
 /** The per-item columns that travel with images and their features. */
 export interface ImageRows {
