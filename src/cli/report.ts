@@ -117,7 +117,9 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
       io.err(
         e.eval.images === 0
           ? `epoch ${e.epoch + 1}: no validation data (--val-data)`
-          : `epoch ${e.epoch + 1}: zero-shot top-1 ${pct(e.eval.zeroShotTop1)}, R@1 image->text ${pct(e.eval.recallAt1.imageToText)} on ${e.eval.images} validation images`,
+          : trainData === undefined
+            ? `epoch ${e.epoch + 1}: zero-shot top-1 ${(100 * e.eval.zeroShotTop1).toFixed(1)}% on ${e.eval.images} test images`
+            : `epoch ${e.epoch + 1}: zero-shot top-1 ${pct(e.eval.zeroShotTop1)}, R@1 image->text ${pct(e.eval.recallAt1.imageToText)} on ${e.eval.images} validation images`,
       );
     },
     onEncodeProgress: (e) => progress.update(`${e.total ? progressBar(e.done / e.total) : ""} encoding ${e.kind} ${e.done}${e.total ? `/${e.total}` : ""}`),
