@@ -87,6 +87,7 @@ import { loadFusedLib } from "./backend/fused_lib";
 import "./backend/fused_attention";
 import "./backend/fused_layernorm";
 import "./backend/fused_activation";
+import "./backend/fused_batchnorm";
 import "./backend/native_linear";
 
 export { registerCpuKernels };

@@ -6,26 +6,39 @@
  * run their tfjs composite.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { FusedLib } from "./fused_lib";
+import { setActiveFusedLib, type FusedLib } from "./fused_lib";
 import { nativeBlas } from "./native";
 
-/** Kernel configs contributed by the fused-op modules, registered together. */
-export type FusedKernelFactory = (lib: FusedLib) => tf.KernelConfig[];
+/**
+ * Kernel configs contributed by the fused-op modules, registered together. A config may also
+ * replace a standard wasm kernel (e.g. AvgPoolGrad); `previous(name)` is the kernel it replaces
+ * (its fallback), which comes back on unregister.
+ */
+export type FusedKernelFactory = (lib: FusedLib, previous: (kernelName: string) => tf.KernelFunc | undefined) => tf.KernelConfig[];
 
 const factories: FusedKernelFactory[] = [];
 let active: FusedLib | undefined;
 let registered: string[] = [];
+const replaced = new Map<string, tf.KernelConfig>();
 
 /** Called by each fused-op module at load time. */
 export function addFusedKernels(factory: FusedKernelFactory): void {
   factories.push(factory);
-  if (active) registerConfigs(factory(active));
+  if (active) registerFrom(factory, active);
 }
 
-function registerConfigs(configs: tf.KernelConfig[]): void {
-  for (const c of configs) {
-    if (tf.getKernel(c.kernelName, c.backendName)) tf.unregisterKernel(c.kernelName, c.backendName);
-    tf.registerKernel(c);
+function previousKernel(name: string): tf.KernelFunc | undefined {
+  return (replaced.get(name) ?? tf.getKernel(name, "wasm"))?.kernelFunc;
+}
+
+function registerFrom(factory: FusedKernelFactory, lib: FusedLib): void {
+  for (const c of factory(lib, previousKernel)) {
+    const existing = tf.getKernel(c.kernelName, c.backendName);
+    if (existing) {
+      if (!replaced.has(c.kernelName)) replaced.set(c.kernelName, existing);
+      tf.unregisterKernel(c.kernelName, c.backendName);
+    }
+    tf.registerKernel({ ...c, setupFunc: c.setupFunc ?? existing?.setupFunc });
     registered.push(c.kernelName);
   }
 }
@@ -35,13 +48,17 @@ export function registerFusedKernels(lib: FusedLib): void {
   if (active === lib) return;
   unregisterFusedKernels();
   active = lib;
-  for (const f of factories) registerConfigs(f(lib));
+  setActiveFusedLib(lib);
+  for (const f of factories) registerFrom(f, lib);
 }
 
 export function unregisterFusedKernels(): void {
   for (const name of registered) if (tf.getKernel(name, "wasm")) tf.unregisterKernel(name, "wasm");
+  for (const config of replaced.values()) tf.registerKernel(config);
+  replaced.clear();
   registered = [];
   active = undefined;
+  setActiveFusedLib(undefined);
 }
 
 /**

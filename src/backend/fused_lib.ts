@@ -14,7 +14,7 @@ import koffi from "koffi";
 import type { Blas } from "./blas";
 
 /** Interface version this TypeScript expects (`cl_version()` in the C file). */
-const EXPECTED_VERSION = 1;
+const EXPECTED_VERSION = 5;
 
 export const ACTIVATION_KIND = { quick_gelu: 0, gelu: 1 } as const;
 
@@ -31,7 +31,16 @@ export interface FusedLib {
   layerNormBwd(dy: F, x: F, mean: F, rstd: F, gamma: F, rows: number, d: number, dx: F, dgamma: F, dbeta: F): void;
   attentionFwd(qkv: F, b: number, t: number, d: number, h: number, mask: F | null, scale: number, out: F, probs: F | null): void;
   attentionBwd(qkv: F, probs: F, dout: F, b: number, t: number, d: number, h: number, scale: number, dqkv: F): void;
-  adamw(p: F, m: F, v: F, g: F, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, bc1: number, bc2: number): void;
+  /** g: H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, PT, PL (see ./im2col). */
+  im2col(x: F, g: Int32Array, r0: number, r1: number, p: F): void;
+  col2im(p: F, g: Int32Array, r0: number, r1: number, dx: F): void;
+  adamw(p: F, pOut: F, m: F, v: F, g: F, n: number, gscale: number, b1: number, omb1: number, b2: number, omb2: number, decay: number, step: number, sqrtBc2: number, eps: number): void;
+  sumsq(x: F, n: number): number;
+  adamwRows(p: F, m: F, v: F, g: F, rows: Int32Array, nrows: number, d: number, gscale: number, b1: number, omb1: number, b2: number, omb2: number, step: number, sqrtBc2: number, eps: number): void;
+  sumsqRows(x: F, rows: Int32Array, nrows: number, d: number): number;
+  bnTrainFwd(x: F, rows: number, c: number, gamma: F, beta: F, eps: number, relu: number, y: F, mean: F, variance: F, rstd: F): void;
+  bnTrainBwd(dy: F, x: F, y: F | null, mean: F, rstd: F, gamma: F, rows: number, c: number, relu: number, dx: F, dgamma: F, dbeta: F): void;
+  avgPoolGrad(dy: F, n: number, h: number, w: number, c: number, oh: number, ow: number, fh: number, fw: number, sh: number, sw: number, dx: F): void;
 }
 
 export interface FusedLibLoad {
@@ -48,6 +57,19 @@ export function defaultFusedLibPath(platform = process.platform): string {
 }
 
 let loaded: FusedLib | undefined;
+let active: FusedLib | undefined;
+
+/**
+ * The library whose kernels are registered (set by ./fused), for kernels that use it as a helper
+ * when present (the convolutions' im2col); undefined when the fused kernels are off.
+ */
+export function activeFusedLib(): FusedLib | undefined {
+  return active;
+}
+
+export function setActiveFusedLib(lib: FusedLib | undefined): void {
+  active = lib;
+}
 
 /** Loads the library for `blas` (cached for the process), set to `threads` threads. */
 export function loadFusedLib(blas: Blas, threads: number): FusedLibLoad {
@@ -88,7 +110,15 @@ export function loadFusedLib(blas: Blas, threads: number): FusedLibLoad {
       layerNormBwd: lib.func(`void cl_layernorm_bwd(const ${fp}, const ${fp}, const ${fp}, const ${fp}, const ${fp}, int64_t, int64_t, ${fp}, ${fp}, ${fp})`),
       attentionFwd: lib.func(`void cl_attention_fwd(const ${fp}, int, int, int, int, const ${fp}, float, ${fp}, ${fp})`),
       attentionBwd: lib.func(`void cl_attention_bwd(const ${fp}, const ${fp}, const ${fp}, int, int, int, int, float, ${fp})`),
-      adamw: lib.func(`void cl_adamw(${fp}, ${fp}, ${fp}, const ${fp}, int64_t, float, float, float, float, float, float, float)`),
+      im2col: lib.func(`void cl_im2col(const ${fp}, const int *, int64_t, int64_t, ${fp})`),
+      col2im: lib.func(`void cl_col2im(const ${fp}, const int *, int64_t, int64_t, ${fp})`),
+      adamw: lib.func(`void cl_adamw(const ${fp}, ${fp}, ${fp}, ${fp}, const ${fp}, int64_t, float, float, float, float, float, float, float, float, float)`),
+      sumsq: lib.func(`double cl_sumsq(const ${fp}, int64_t)`),
+      adamwRows: lib.func(`void cl_adamw_rows(${fp}, ${fp}, ${fp}, const ${fp}, const int32_t *, int64_t, int64_t, float, float, float, float, float, float, float, float)`),
+      sumsqRows: lib.func(`double cl_sumsq_rows(const ${fp}, const int32_t *, int64_t, int64_t)`),
+      bnTrainFwd: lib.func(`void cl_bn_train_fwd(const ${fp}, int64_t, int, const ${fp}, const ${fp}, float, int, ${fp}, ${fp}, ${fp}, ${fp})`),
+      bnTrainBwd: lib.func(`void cl_bn_train_bwd(const ${fp}, const ${fp}, const ${fp}, const ${fp}, const ${fp}, const ${fp}, int64_t, int, int, ${fp}, ${fp}, ${fp})`),
+      avgPoolGrad: lib.func(`void cl_avgpool_grad(const ${fp}, int, int, int, int, int, int, int, int, int, int, ${fp})`),
     };
     fl.setThreads(threads);
     loaded = fl;

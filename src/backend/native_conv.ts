@@ -9,18 +9,32 @@
  * matrix (P is x itself). The patch matrix is built in chunks of rows, each at most
  * `PATCH_CHUNK_ELEMENTS` floats, in a temporary WASM heap buffer freed before the kernel returns.
  *
- * Conv2DBackpropInput at stride 1 stays with ./kernels (a forward convolution of dy with the
- * flipped filter), which then runs on this forward kernel. Channels-first layouts and other
- * dtypes go to the kernels that were registered before.
+ * The patch matrix and col2im are built by cliplab's C library when it is loaded (./fused_lib:
+ * memcpy runs, threads), else in JS (./im2col). Without the C library, Conv2DBackpropInput at
+ * stride 1 stays with ./kernels (a forward convolution of dy with the flipped filter, which then
+ * runs on this forward kernel). Channels-first layouts and other dtypes go to the kernels that
+ * were registered before.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import type { Blas } from "./blas";
+import { activeFusedLib } from "./fused_lib";
 import { ConvGeometry, col2im, im2col } from "./im2col";
 import { KernelArgs, asKernelOutput, asTensor, f32, ownTensor, sizeOf } from "./kernel_util";
 
 /** Patch-matrix chunk bound: 4M floats (16 MB). */
 export const PATCH_CHUNK_ELEMENTS = 1 << 22;
+
+/**
+ * Below this many output channels a windowed convolution (and its stride-1 input gradient) stays
+ * with the wasm kernel: XNNPACK's direct convolution beats materialising the patch matrix for a
+ * GEMM only a few columns wide. Measured on 2 Zen 4 vCPUs, batch 128, 3x3 windows, CPU ms per call
+ * (native / XNNPACK): 10->5 channels at 16x16 6.9 / 3.8, 3->5 at 32x32 10.8 / 8.8, but 20->20 at
+ * 8x8 5.0 / 6.7 and 80->80 at 2x2 1.5 / 2.8. Filter gradients are always native (faster in every
+ * case measured). Tests set `convTuning.smallChannels = 0` to run every case natively.
+ */
+export const SMALL_CONV_CHANNELS = 16;
+export const convTuning = { smallChannels: SMALL_CONV_CHANNELS };
 
 interface Conv {
   g: ConvGeometry;
@@ -49,6 +63,23 @@ function channelsLast(dataFormat: string | undefined): boolean {
   return tf.backend_util.convertConv2DDataFormat((dataFormat ?? "NHWC") as "NHWC" | "NCHW") === "channelsLast";
 }
 
+function geometryArray(g: ConvGeometry): Int32Array {
+  return Int32Array.of(g.H, g.W, g.C, g.OH, g.OW, g.FH, g.FW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL);
+}
+
+/** Patch rows [r0, r1) of x into P (a heap view), in C when the library is loaded. */
+function patches(X: Float32Array, P: Float32Array, r0: number, r1: number, c: Conv): void {
+  const lib = activeFusedLib();
+  if (lib) lib.im2col(X, geometryArray(c.g), r0, r1, P);
+  else im2col(X, P, r0, r1, c.g);
+}
+
+function scatterPatches(Pd: Float32Array, dX: Float32Array, r0: number, r1: number, c: Conv): void {
+  const lib = activeFusedLib();
+  if (lib) lib.col2im(Pd, geometryArray(c.g), r0, r1, dX);
+  else col2im(Pd, dX, r0, r1, c.g);
+}
+
 function chunkRows(c: Conv): number {
   return Math.max(1, Math.min(c.rows, Math.floor(PATCH_CHUNK_ELEMENTS / Math.max(1, c.K))));
 }
@@ -67,7 +98,7 @@ function convForward(blas: Blas, b: BackendWasm, c: Conv, x: tf.TensorInfo, filt
     for (let r0 = 0; r0 < rows; r0 += step) {
       const r1 = Math.min(rows, r0 + step);
       const P = f32(b, tmp);
-      im2col(f32(b, x), P, r0, r1, c.g);
+      patches(f32(b, x), P, r0, r1, c);
       const O = f32(b, out);
       blas.sgemm(false, false, r1 - r0, CO, K, 1, P, K, f32(b, filter), CO, beta, O.subarray(r0 * CO, r1 * CO), CO);
     }
@@ -88,6 +119,7 @@ export function makeConv2D(blas: Blas, fallback: tf.KernelFunc | undefined): tf.
       throw new Error(`Conv2D: NHWC float32 only, got ${dataFormat} ${x.dtype}/${filter.dtype}`);
     }
     const c = convOf(x.shape, filter.shape, strides, dilations, pad, dimRoundingMode);
+    if (fallback && c.CO < convTuning.smallChannels && !c.pointwise) return fallback(args);
     const out = b.makeOutput([c.N, c.g.OH, c.g.OW, c.CO], "float32");
     if (sizeOf(out.shape) === 0) return out;
     if (c.K === 0) {
@@ -112,7 +144,8 @@ export function makeFusedConv2D(blas: Blas, fallback: tf.KernelFunc | undefined)
     const c0 = channelsLast(dataFormat) && x.dtype === "float32" && filter.dtype === "float32";
     const c = c0 ? convOf(x.shape, filter.shape, strides, dilations, pad, dimRoundingMode) : undefined;
     const biasOk = !bias || (bias.dtype === "float32" && (sizeOf(bias.shape) === 1 || (c !== undefined && sizeOf(bias.shape) === c.CO)));
-    if (!c || !biasOk || !["linear", "relu", "relu6", "elu", "sigmoid", "leakyrelu", "prelu"].includes(act)) {
+    const small = fallback !== undefined && c !== undefined && c.CO < convTuning.smallChannels && !c.pointwise;
+    if (!c || !biasOk || small || !["linear", "relu", "relu6", "elu", "sigmoid", "leakyrelu", "prelu"].includes(act)) {
       if (fallback) return fallback(args);
       throw new Error(`FusedConv2D: unsupported case (${dataFormat}, ${x.dtype}/${filter.dtype}, bias [${bias?.shape}], activation ${act})`);
     }
@@ -152,7 +185,7 @@ export function makeFusedConv2D(blas: Blas, fallback: tf.KernelFunc | undefined)
   };
 }
 
-/** dx for strides above 1 (and 1x1 pointwise); stride-1 windows go to `fallback` (see header). */
+/** dx; without the C library, stride-1 windows go to `fallback` (see the header). */
 export function makeConv2DBackpropInput(blas: Blas, fallback: tf.KernelFunc | undefined): tf.KernelFunc {
   return (args: KernelArgs) => {
     const { inputs, attrs, backend } = args;
@@ -162,7 +195,8 @@ export function makeConv2DBackpropInput(blas: Blas, fallback: tf.KernelFunc | un
     const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
     const ok = channelsLast(dataFormat) && dy.dtype === "float32" && filter.dtype === "float32";
     const c = ok ? convOf(inputShape.slice(), filter.shape, strides, 1, pad, dimRoundingMode) : undefined;
-    if (!c || (c.g.SH === 1 && c.g.SW === 1 && !c.pointwise && fallback)) {
+    const stride1 = c !== undefined && c.g.SH === 1 && c.g.SW === 1 && !c.pointwise;
+    if (!c || (stride1 && fallback && (!activeFusedLib() || c.CO < convTuning.smallChannels))) {
       if (fallback) return fallback(args);
       throw new Error(`Conv2DBackpropInput: NHWC float32 only, got ${dataFormat} ${dy.dtype}/${filter.dtype}`);
     }
@@ -186,7 +220,7 @@ export function makeConv2DBackpropInput(blas: Blas, fallback: tf.KernelFunc | un
         const r1 = Math.min(rows, r0 + step);
         const Pd = f32(b, tmp);
         blas.sgemm(false, true, r1 - r0, K, CO, 1, f32(b, dy).subarray(r0 * CO, r1 * CO), CO, f32(b, filter), CO, 0, Pd, K);
-        col2im(Pd, f32(b, dx), r0, r1, c.g);
+        scatterPatches(Pd, f32(b, dx), r0, r1, c);
       }
     } finally {
       b.disposeData(tmp.dataId);
@@ -228,7 +262,7 @@ export function makeConv2DBackpropFilter(blas: Blas, fallback: tf.KernelFunc | u
       for (let r0 = 0; r0 < rows; r0 += step) {
         const r1 = Math.min(rows, r0 + step);
         const P = f32(b, tmp);
-        im2col(f32(b, x), P, r0, r1, c.g);
+        patches(f32(b, x), P, r0, r1, c);
         blas.sgemm(true, false, K, CO, r1 - r0, 1, P, K, f32(b, dy).subarray(r0 * CO, r1 * CO), CO, r0 === 0 ? 0 : 1, f32(b, dW), CO);
       }
     } finally {

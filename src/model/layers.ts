@@ -9,6 +9,7 @@ import { matMul2d } from "./matmul";
 import { fusedLib } from "../backend/fused";
 import { fusedBiasActivation } from "../backend/fused_activation";
 import { fusedLayerNorm } from "../backend/fused_layernorm";
+import { fusedBatchNormTrain } from "../backend/fused_batchnorm";
 import { nativeLinear, nativeMatMulActive } from "../backend/native_linear";
 
 
@@ -77,11 +78,12 @@ export function activate(x: tf.Tensor, kind: Activation): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
 }
 
-/** BatchNorm with running statistics (eval mode), NHWC. */
-export function batchNormEval(x: tf.Tensor4D, w: Weights, prefix: string, eps = NORM_EPS): tf.Tensor4D {
+/** BatchNorm with running statistics (eval mode), NHWC; `relu` applies a ReLU after it. */
+export function batchNormEval(x: tf.Tensor4D, w: Weights, prefix: string, relu = false, eps = NORM_EPS): tf.Tensor4D {
   const scale = tf.mul(w(`${prefix}.weight`), tf.rsqrt(tf.add(w(`${prefix}.running_var`), eps))); // [C]
   const shift = tf.sub(w(`${prefix}.bias`), tf.mul(w(`${prefix}.running_mean`), scale)); // [C]
-  return tf.add(tf.mul(x, scale), shift);
+  const y = tf.add(tf.mul(x, scale), shift) as tf.Tensor4D;
+  return relu ? tf.relu(y) : y;
 }
 
 /** PyTorch's default BatchNorm momentum: running = (1 - m) * running + m * batch statistic. */
@@ -96,14 +98,20 @@ export const BN_MOMENTUM = 0.1;
  * The gradient is written out (tf.customGrad) instead of taped through mean/sub/square/mean:
  * with x̂ = (x - μ)·r, r = 1/sqrt(σ² + eps), g = γ·r and N = B·H·W values per channel,
  *   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = g·(dy - dβ/N - x̂·dγ/N)
- * (Ioffe & Szegedy §3), which is 5 passes over the activation instead of about 15.
+ * (Ioffe & Szegedy §3), which is 5 passes over the activation instead of about 15. `relu`
+ * applies a ReLU after it. With cliplab's fused C kernels (src/backend/fused_batchnorm.ts) the
+ * normalisation, the ReLU and the gradient are one kernel each way.
  */
-export function batchNormTrain(x: tf.Tensor4D, w: Weights, prefix: string, eps = NORM_EPS): tf.Tensor4D {
+export function batchNormTrain(x: tf.Tensor4D, w: Weights, prefix: string, relu = false, eps = NORM_EPS): tf.Tensor4D {
   const [batch, height, width] = x.shape;
   const count = batch * height * width;
   if (count < 2) throw new Error(`batchNormTrain: ${prefix} needs more than one value per channel in training mode, got input [${x.shape}]`);
   const runningMean = w(`${prefix}.running_mean`) as tf.Variable;
   const runningVar = w(`${prefix}.running_var`) as tf.Variable;
+  if (fusedLib()) {
+    const running = { mean: runningMean, variance: runningVar, momentum: BN_MOMENTUM };
+    return fusedBatchNormTrain(x, w(`${prefix}.weight`), w(`${prefix}.bias`), eps, relu, running) as tf.Tensor4D;
+  }
   const channels = x.shape[3];
   // Per-channel sums over (N, H, W) as ones[1, N·H·W] @ x[N·H·W, C]: one XNNPACK pass, where a
   // tfjs reduction over leading axes first transposes the whole activation on WASM.
@@ -131,19 +139,15 @@ export function batchNormTrain(x: tf.Tensor4D, w: Weights, prefix: string, eps =
       },
     };
   }) as (x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor4D;
-  return bn(x, w(`${prefix}.weight`), w(`${prefix}.bias`));
+  const y = bn(x, w(`${prefix}.weight`), w(`${prefix}.bias`));
+  return relu ? tf.relu(y) : y;
 }
 
-/** Conv with PyTorch's symmetric zero padding; filter HWIO. */
+/**
+ * Conv with PyTorch's symmetric zero padding; filter HWIO. The padding is the convolution's own
+ * (tfjs' numeric `pad`: the same on every side), not a separate tf.pad, whose copy and gradient
+ * slice cost as much as a small convolution.
+ */
 export function conv2d(x: tf.Tensor4D, filter: tf.Tensor, stride: number, padding: number): tf.Tensor4D {
-  const padded =
-    padding > 0
-      ? tf.pad(x, [
-          [0, 0],
-          [padding, padding],
-          [padding, padding],
-          [0, 0],
-        ])
-      : x;
-  return tf.conv2d(padded, filter as tf.Tensor4D, stride, "valid");
+  return tf.conv2d(x, filter as tf.Tensor4D, stride, padding > 0 ? padding : "valid");
 }

@@ -11,10 +11,11 @@ import { Weights, batchNormEval, batchNormTrain, conv2d, linear } from "./layers
 import { attend } from "./attention";
 import { resnetPlan } from "./params";
 
-type Norm = (x: tf.Tensor4D, w: Weights, prefix: string) => tf.Tensor4D;
+/** BatchNorm (eval or train mode), then a ReLU when `relu` (fused in training with the C kernels). */
+type Norm = (x: tf.Tensor4D, w: Weights, prefix: string, relu?: boolean) => tf.Tensor4D;
 
 function convBnRelu(x: tf.Tensor4D, w: Weights, norm: Norm, conv: string, bn: string, padding: number): tf.Tensor4D {
-  return tf.relu(norm(conv2d(x, w(`${conv}.weight`), 1, padding), w, bn));
+  return norm(conv2d(x, w(`${conv}.weight`), 1, padding), w, bn, true);
 }
 
 function avgPool(x: tf.Tensor4D, size: number): tf.Tensor4D {
@@ -57,7 +58,7 @@ function attentionPool(x: tf.Tensor4D, w: Weights, heads: number): tf.Tensor2D {
  */
 export function encodeImageResNet(images: tf.Tensor4D, w: Weights, cfg: ClipConfig, training = false): tf.Tensor2D {
   const norm: Norm = training ? batchNormTrain : batchNormEval;
-  let x = tf.relu(norm(conv2d(images, w("visual.conv1.weight"), 2, 1), w, "visual.bn1")); // [B, H/2, W/2, w/2]
+  let x = norm(conv2d(images, w("visual.conv1.weight"), 2, 1), w, "visual.bn1", true); // [B, H/2, W/2, w/2]
   x = convBnRelu(x, w, norm, "visual.conv2", "visual.bn2", 1);
   x = convBnRelu(x, w, norm, "visual.conv3", "visual.bn3", 1); // [B, H/2, W/2, width]
   x = avgPool(x, 2); // [B, H/4, W/4, width]

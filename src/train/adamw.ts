@@ -11,8 +11,13 @@
  * without weight decay (never applied to embeddings) it does not move. The rows' moments live in
  * compact [rows, D] variables; each step gathers the weight rows, applies the same elementwise
  * formula as the dense path and scatters them back, so the result is bit-for-bit the dense one.
+ *
+ * With cliplab's fused C kernels active (src/backend/fused_adamw.ts) the dense parameters are
+ * updated in place, one call per parameter, with the same float operations in the same order (so
+ * the same bits) and no concat/split; the gradient norm for clipping is then summed in double.
  */
 import * as tf from "@tensorflow/tfjs";
+import { fusedAdamWActive, fusedAdamWRows, fusedAdamWStep, fusedSumSquares, fusedSumSquaresRows } from "../backend/fused_adamw";
 
 export interface AdamWConfig {
   beta1: number;
@@ -138,6 +143,7 @@ export class AdamW {
   }
 
   private update(grads: Record<string, tf.Tensor>, lr: number, rows: Record<string, ArrayLike<number>>, maxNorm: number | null): number {
+    if (fusedAdamWActive()) return this.updateInPlace(grads, lr, rows, maxNorm);
     const { beta1, beta2, eps, weightDecay } = this.config;
     return tf.tidy(() => {
       // Gradients per dense group (flattened when fused) and row candidates per sparse parameter.
@@ -198,9 +204,57 @@ export class AdamW {
     });
   }
 
-  /** The row-sparse update: the dense formula on the gathered rows ever touched (inside apply's tidy). */
-  private applySparse(p: AdamWParam, slot: SparseSlot, g: tf.Tensor, candidates: ArrayLike<number>, stepSize: number, sqrtBias2: number, scale: number): void {
-    const { beta1, beta2, eps } = this.config;
+  /** `update` on the fused C kernels: dense parameters in place (see the file header). */
+  private updateInPlace(grads: Record<string, tf.Tensor>, lr: number, rows: Record<string, ArrayLike<number>>, maxNorm: number | null): number {
+    const { beta1, beta2, eps, weightDecay } = this.config;
+    return tf.tidy(() => {
+      for (const group of this.groups) {
+        if (group.params.length === 1) continue;
+        const missing = group.params.filter((p) => !grads[p.name]).map((p) => p.name);
+        if (missing.length) throw new Error(`adamw: no gradient for ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ` (+${missing.length - 3} more)` : ""} (a fused optimizer needs every gradient)`);
+      }
+      const stepRows = new Map<string, ArrayLike<number>>();
+      for (const p of this.params) if (this.sparse.has(p.name) && grads[p.name]) stepRows.set(p.name, rows[p.name] ?? nonZeroRows(grads[p.name]));
+      for (const p of this.params) {
+        const r = stepRows.get(p.name);
+        const numRows = p.variable.shape[0];
+        if (r) for (let i = 0; i < r.length; i++) if (!Number.isInteger(r[i]) || r[i] < 0 || r[i] >= numRows) throw new RangeError(`adamw: row ${r[i]} of ${p.name} is outside [0, ${numRows})`);
+      }
+      let norm = NaN;
+      let scale = 1;
+      if (maxNorm !== null) {
+        let sum = 0;
+        for (const group of this.groups) for (const p of group.params) if (grads[p.name]) sum += fusedSumSquares(grads[p.name]);
+        for (const [name, r] of stepRows) sum += fusedSumSquaresRows(grads[name], r);
+        norm = Math.sqrt(sum);
+        if (!Number.isFinite(norm)) return norm;
+        if (norm > maxNorm) scale = maxNorm / (norm + 1e-6);
+      }
+      this.stepCount += 1;
+      const t = this.stepCount;
+      const stepSize = lr / (1 - beta1 ** t);
+      const sqrtBias2 = Math.sqrt(1 - beta2 ** t);
+      for (const group of this.groups) {
+        const decay = group.decay && weightDecay > 0 ? 1 - lr * weightDecay : 1;
+        let offset = 0;
+        group.params.forEach((p, i) => {
+          const g = grads[p.name];
+          if (g) fusedAdamWStep(p.variable, group.m, group.v, offset, g, { beta1, beta2, eps, decay, stepSize, sqrtBias2, gradScale: scale });
+          offset += group.sizes[i];
+        });
+      }
+      for (const p of this.params) {
+        const slot = this.sparse.get(p.name);
+        if (!slot || !grads[p.name]) continue;
+        this.touchRows(p, slot, stepRows.get(p.name)!);
+        if (slot.rows.length) fusedAdamWRows(p.variable, slot.m!, slot.v!, grads[p.name], slot.rows, { beta1, beta2, eps, decay: 1, stepSize, sqrtBias2, gradScale: scale });
+      }
+      return norm;
+    });
+  }
+
+  /** Adds the candidate rows never touched before to the slot (zero moments). */
+  private touchRows(p: AdamWParam, slot: SparseSlot, candidates: ArrayLike<number>): void {
     const numRows = p.variable.shape[0];
     const rowSize = p.variable.size / numRows;
     const fresh: number[] = [];
@@ -224,7 +278,15 @@ export class AdamW {
       m0?.dispose();
       v0?.dispose();
     }
+  }
+
+  /** The row-sparse update: the dense formula on the gathered rows ever touched (inside apply's tidy). */
+  private applySparse(p: AdamWParam, slot: SparseSlot, g: tf.Tensor, candidates: ArrayLike<number>, stepSize: number, sqrtBias2: number, scale: number): void {
+    const { beta1, beta2, eps } = this.config;
+    this.touchRows(p, slot, candidates);
     if (!slot.rows.length) return;
+    const numRows = p.variable.shape[0];
+    const rowSize = p.variable.size / numRows;
     const idx = tf.tensor1d(slot.rows, "int32"); // [S]
     const g2 = tf.reshape(g, [numRows, rowSize]); // [V, D]
     const gathered = tf.gather(g2, idx); // [S, D]

@@ -11,12 +11,15 @@ import { execFile } from "node:child_process";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend, type BackendChoice } from "../../src/backend";
-import { fusedLib } from "../../src/backend/fused";
+import { fusedLib, registerFusedKernels, unregisterFusedKernels } from "../../src/backend/fused";
+import { activeFusedLib } from "../../src/backend/fused_lib";
+import { AdamW } from "../../src/train/adamw";
 import { fusedAttention } from "../../src/backend/fused_attention";
 import { fusedLayerNorm } from "../../src/backend/fused_layernorm";
 import { fusedBiasActivation } from "../../src/backend/fused_activation";
 import { defaultFusedLibPath } from "../../src/backend/fused_lib";
 import { nativeLinear } from "../../src/backend/native_linear";
+import { fusedBatchNormTrain } from "../../src/backend/fused_batchnorm";
 import { attend, causalMask } from "../../src/model/attention";
 import { activate } from "../../src/model/layers";
 import { Random } from "../../src/util/random";
@@ -195,6 +198,128 @@ describe("fused LayerNorm, bias + activation and the native linear layer against
     tf.dispose([fusedAttention(qkv as tf.Tensor3D, 2, causalMask(9)), fusedLayerNorm(x, g, b, 1e-5), fusedBiasActivation(x, b, "gelu")]);
     assert.equal(tf.backend().numDataIds(), ids + 1, "only the causal mask made here remains");
     tf.dispose([qkv, x, g, b]);
+  });
+});
+
+describe("fused BatchNorm (training mode, + ReLU) and the average-pool gradient against tfjs", () => {
+  for (const relu of [false, true]) {
+    test(`BatchNorm${relu ? " + ReLU" : ""}: output, running statistics, dx, dgamma, dbeta on odd shapes`, async (t) => {
+      if (skip) return t.skip(skip);
+      const rng = new Random(relu ? 31 : 32);
+      for (const shape of [[3, 5, 7, 6], [2, 1, 2, 3], [128, 4, 4, 40]]) {
+        const c = shape[3];
+        const n = shape[0] * shape[1] * shape[2];
+        const x = data(rng, shape, 2), g = data(rng, [c]), b = data(rng, [c]), w = data(rng, shape), rm = data(rng, [c]), rv = data(rng, [c]);
+        const reference = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor, running?: { mean: tf.Variable; variance: tf.Variable }) => {
+          const { mean, variance } = tf.moments(xi, [0, 1, 2]);
+          if (running) {
+            running.mean.assign(tf.add(tf.mul(running.mean, 0.9), tf.mul(mean, 0.1)));
+            running.variance.assign(tf.add(tf.mul(running.variance, 0.9), tf.mul(variance, (0.1 * n) / (n - 1))));
+          }
+          const y = tf.add(tf.mul(tf.div(tf.sub(xi, mean), tf.sqrt(tf.add(variance, 1e-5))), gi), bi);
+          return relu ? tf.relu(y) : y;
+        };
+        const fused = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor, running?: { mean: tf.Variable; variance: tf.Variable }) =>
+          fusedBatchNormTrain(xi, gi, bi, 1e-5, relu, running ? { ...running, momentum: 0.1 } : undefined);
+        const run = (f: typeof reference) => () => {
+          const [xi, gi, bi] = [x(), g(), b()];
+          const running = { mean: tf.variable(rm(), false), variance: tf.variable(rv(), false) };
+          const y = f(xi, gi, bi, running);
+          const stats = [running.mean.clone(), running.variance.clone()];
+          tf.dispose([running.mean, running.variance]);
+          const grads = tf.grads((a: tf.Tensor, e: tf.Tensor, h: tf.Tensor) => tf.sum(tf.mul(f(a, e, h), w())))([xi, gi, bi]);
+          return [y, ...stats, ...grads];
+        };
+        assertClose(onWasm(run(fused)), await onCpu(run(reference)), `BatchNorm [${shape}] relu=${relu}`, 1e-4);
+      }
+    });
+  }
+
+  test("AvgPoolGrad of 'valid' pools (2x2/2, 3x3/2, 2x3/1) matches cpu; 'same' padding falls back", async (t) => {
+    if (skip) return t.skip(skip);
+    const rng = new Random(33);
+    for (const [shape, size, stride, pad] of [[[2, 8, 8, 5], 2, 2, "valid"], [[1, 9, 7, 3], 3, 2, "valid"], [[2, 5, 6, 4], [2, 3], 1, "valid"], [[2, 5, 5, 3], 3, 2, "same"]] as [number[], number | [number, number], number, "valid" | "same"][]) {
+      const x = data(rng, shape);
+      const probe = tf.tidy(() => tf.avgPool(x() as tf.Tensor4D, size, stride, pad));
+      const w = data(rng, probe.shape);
+      probe.dispose();
+      const run = () => tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(xi as tf.Tensor4D, size, stride, pad), w())))(x());
+      assertClose(onWasm(run), await onCpu(run), `avgPool grad [${shape}] size ${size} stride ${stride} ${pad}`);
+    }
+  });
+});
+
+describe("fused AdamW (in place) against the tfjs AdamW", () => {
+  /** Five steps of a fused-group AdamW (decayed and undecayed parameters), with or without clipping. */
+  function train(useC: boolean, clip: number | null): Float32Array[] {
+    const lib = activeFusedLib()!;
+    if (useC) registerFusedKernels(lib);
+    else unregisterFusedKernels();
+    try {
+      const rng = new Random(21);
+      const params = [[17, 5], [9], [3, 4, 2]].map((shape, i) => ({ name: `p${i}`, variable: tf.variable(rand(rng, shape)), decay: shape.length > 1 }));
+      const opt = new AdamW(params, { weightDecay: 0.1 }, { fuse: true });
+      for (let s = 0; s < 5; s++) {
+        const grads: Record<string, tf.Tensor> = {};
+        for (const p of params) grads[p.name] = rand(rng, p.variable.shape, 3);
+        if (clip === null) opt.apply(grads, 0.01);
+        else opt.clipAndApply(grads, 0.01, clip);
+        tf.dispose(Object.values(grads));
+      }
+      const out = params.map((p) => p.variable.dataSync() as Float32Array);
+      const st = opt.getState();
+      out.push(...params.flatMap((p) => [st.m.get(p.name)!, st.v.get(p.name)!]));
+      opt.dispose();
+      tf.dispose(params.map((p) => p.variable));
+      return out;
+    } finally {
+      registerFusedKernels(lib);
+    }
+  }
+
+  test("without clipping: the same bits as the tfjs update, weights and moments", (t) => {
+    if (skip) return t.skip(skip);
+    const c = train(true, null);
+    const js = train(false, null);
+    c.forEach((a, i) => assert.deepEqual(Array.from(a), Array.from(js[i]), `array ${i}`));
+  });
+
+  test("with clipping (norm summed in double): within float rounding of the tfjs update", (t) => {
+    if (skip) return t.skip(skip);
+    const c = train(true, 1.0);
+    const js = train(false, 1.0);
+    c.forEach((a, i) => assertClose([{ values: a, shape: [a.length] }], [{ values: js[i], shape: [a.length] }], `array ${i}`, 1e-5));
+  });
+
+  test("a convolution filter updated by the optimizer is seen by the next convolution (XNNPACK caches packed filters)", (t) => {
+    if (skip) return t.skip(skip);
+    const rng = new Random(22);
+    const x = rand(rng, [2, 6, 6, 3]) as tf.Tensor4D;
+    const filter = tf.variable(rand(rng, [3, 3, 3, 4])); // 4 output channels: the wasm (XNNPACK) convolution
+    const opt = new AdamW([{ name: "f", variable: filter, decay: true }], { weightDecay: 0.1 });
+    for (let s = 0; s < 3; s++) {
+      tf.tidy(() => tf.conv2d(x, filter as tf.Tensor4D, 1, "same").dataSync()); // builds and caches the operator
+      const g = rand(rng, [3, 3, 3, 4]);
+      opt.apply({ f: g }, 0.05);
+      g.dispose();
+      const got = tf.tidy(() => tf.conv2d(x, filter as tf.Tensor4D, 1, "same").dataSync());
+      const fresh = tf.tidy(() => tf.conv2d(x, tf.tensor4d(filter.dataSync() as Float32Array, [3, 3, 3, 4]), 1, "same").dataSync());
+      assert.deepEqual(Array.from(got), Array.from(fresh), `step ${s + 1}`);
+    }
+    opt.dispose();
+    tf.dispose([x, filter]);
+  });
+
+  test("a parameter whose storage is shared (a clone) gets its own copy; the clone keeps its values", (t) => {
+    if (skip) return t.skip(skip);
+    const v = tf.variable(tf.tensor1d([1, 2, 3]));
+    const snapshot = v.clone();
+    const opt = new AdamW([{ name: "v", variable: v, decay: false }], {});
+    opt.apply({ v: tf.tensor1d([1, 1, 1]) }, 0.1);
+    assert.deepEqual(Array.from(snapshot.dataSync()), [1, 2, 3]);
+    assert.ok(Array.from(v.dataSync()).every((x, i) => x < [1, 2, 3][i]), "the variable moved");
+    opt.dispose();
+    tf.dispose([v, snapshot]);
   });
 });
 

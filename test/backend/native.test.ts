@@ -7,7 +7,7 @@
  * The kernel tests need a BLAS: where none loads (or CLIPLAB_BLAS=off), they are skipped and say
  * why; the loader's tests run everywhere. No timings are asserted.
  */
-import { describe, test, before } from "node:test";
+import { after, describe, test, before } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as path from "node:path";
@@ -16,7 +16,9 @@ import { initBackend, type BackendChoice } from "../../src/backend";
 import { blasCandidates, loadBlas } from "../../src/backend/blas";
 import { nativeBlas, registerNativeKernels, unregisterNativeKernels } from "../../src/backend/native";
 import { broadcastBatchIndex } from "../../src/backend/native_matmul";
-import { PATCH_CHUNK_ELEMENTS } from "../../src/backend/native_conv";
+import { PATCH_CHUNK_ELEMENTS, SMALL_CONV_CHANNELS, convTuning } from "../../src/backend/native_conv";
+import { registerFusedKernels, unregisterFusedKernels } from "../../src/backend/fused";
+import { activeFusedLib, type FusedLib } from "../../src/backend/fused_lib";
 import { Random } from "../../src/util/random";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -229,9 +231,21 @@ function describeConv(c: ConvCase): string {
   return `x [${c.x}] filter [${c.f}] stride ${c.stride} dilation ${c.dilation} pad ${c.pad}`;
 }
 
-describe("native convolutions against tfjs cpu", () => {
+for (const im2colIn of ["C", "JS"] as const) describe(`native convolutions against tfjs cpu (im2col in ${im2colIn}, every size native)`, () => {
+  let lib: FusedLib | undefined;
+  before(() => {
+    lib = activeFusedLib();
+    convTuning.smallChannels = 0;
+    if (im2colIn === "JS") unregisterFusedKernels();
+  });
+  after(() => {
+    convTuning.smallChannels = SMALL_CONV_CHANNELS;
+    if (lib) registerFusedKernels(lib);
+  });
+  const skipFor = () => skip || (im2colIn === "C" && !lib ? "the C library is not loaded" : false);
   test("forward: 40 random geometries (1x1 to 4x4, strides 1-3, dilation, same/valid/explicit padding)", async (t) => {
-    if (skip) return t.skip(skip);
+    const why = skipFor();
+    if (why) return t.skip(why);
     const rng = new Random(5);
     for (const c of randomConvCases(rng, 40)) {
       const xv = randomArray(rng, c.x.reduce((a, b) => a * b, 1)), fv = randomArray(rng, c.f.reduce((a, b) => a * b, 1));
@@ -241,7 +255,8 @@ describe("native convolutions against tfjs cpu", () => {
   });
 
   test("gradients for the input and the filter: 30 random geometries", async (t) => {
-    if (skip) return t.skip(skip);
+    const why = skipFor();
+    if (why) return t.skip(why);
     const rng = new Random(6);
     for (const c of randomConvCases(rng, 40).filter((cc) => cc.dilation[0] === 1 && cc.dilation[1] === 1).slice(0, 30)) {
       const xv = randomArray(rng, c.x.reduce((a, b) => a * b, 1)), fv = randomArray(rng, c.f.reduce((a, b) => a * b, 1));
@@ -261,7 +276,8 @@ describe("native convolutions against tfjs cpu", () => {
   });
 
   test("fused conv2d with bias and relu matches cpu", async (t) => {
-    if (skip) return t.skip(skip);
+    const why = skipFor();
+    if (why) return t.skip(why);
     const rng = new Random(7);
     for (const c of randomConvCases(rng, 8)) {
       const xv = randomArray(rng, c.x.reduce((a, b) => a * b, 1)), fv = randomArray(rng, c.f.reduce((a, b) => a * b, 1)), bv = randomArray(rng, c.f[3]);
@@ -272,7 +288,8 @@ describe("native convolutions against tfjs cpu", () => {
   });
 
   test("a convolution larger than one patch-matrix chunk, forward and filter gradient", async (t) => {
-    if (skip) return t.skip(skip);
+    const why = skipFor();
+    if (why) return t.skip(why);
     const rng = new Random(8);
     const xShape: [number, number, number, number] = [16, 48, 48, 16];
     const fShape: [number, number, number, number] = [3, 3, 16, 8];

@@ -14,6 +14,7 @@ import { registerNativeKernels, unregisterNativeKernels } from "../../src/backen
 import "../../src/backend/fused_attention";
 import "../../src/backend/fused_layernorm";
 import "../../src/backend/fused_activation";
+import "../../src/backend/fused_batchnorm";
 import "../../src/backend/native_linear";
 import { useBackend } from "./fixtures";
 

@@ -13,7 +13,12 @@
  *   activations QuickGELU x*sigmoid(1.702x) (OpenAI CLIP) and exact GELU 0.5x(1+erf(x/sqrt 2))
  *               (Hendrycks & Gimpel 2016, https://arxiv.org/abs/1606.08415), with an optional
  *               bias added first, forward and backward.
- *   adamw       one fused AdamW step (Loshchilov & Hutter 2019, https://arxiv.org/abs/1711.05101).
+ *   batchnorm   BatchNorm in training mode (batch statistics), optionally fused with the ReLU after
+ *               it, forward and backward; and the gradient of a 'valid' average pool.
+ *   im2col      the patch matrix of an NHWC convolution and its adjoint col2im (for the GEMM
+ *               convolutions of src/backend/native_conv.ts).
+ *   adamw       one fused AdamW step (Loshchilov & Hutter 2019, https://arxiv.org/abs/1711.05101),
+ *               and a sum of squares for the gradient norm.
  *
  * GEMMs go to the system BLAS that cliplab already loaded (cl_init opens the same file). exp and
  * erf are vectorisable polynomial forms (Cephes expf, max rel. error ~2e-7; Abramowitz & Stegun
@@ -28,7 +33,7 @@
 #include <omp.h>
 #endif
 
-#define CL_VERSION 1
+#define CL_VERSION 5
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 typedef void (*set_threads_fn)(int);
@@ -390,22 +395,288 @@ void cl_attention_bwd(const float *qkv, const float *probs, const float *dout, i
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* AdamW, in place on p, m, v (torch.optim.AdamW's update):
- *   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
- *   p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)                                            */
+/* BatchNorm in training mode over x [rows, C] (NHWC flattened), optionally followed by ReLU
+ * (Ioffe & Szegedy 2015, https://arxiv.org/abs/1502.03167): batch mean and biased variance per
+ * channel (two passes, accumulated in double), y = (x - mean) * rstd * gamma + beta.            */
 
-void cl_adamw(float *p, float *m, float *v, const float *g, int64_t n, float lr, float b1, float b2, float eps, float wd, float bc1, float bc2) {
-  const float decay = 1.0f - lr * wd;
-  const float step = lr / bc1;
-  const float rbc2 = 1.0f / sqrtf(bc2);
+/* Per-channel sums over rows of f(row, channel), with per-thread partials. */
+#define CHANNEL_REDUCE(ROWS, C, ACC, EXPR)                                                       \
+  do {                                                                                           \
+    int nt_ = (ROWS) * (C) > 65536 ? g_threads : 1;                                              \
+    double *part_ = (double *)calloc((size_t)nt_ * (size_t)(C), sizeof(double));                 \
+    _Pragma("omp parallel num_threads(nt_)") {                                                   \
+      int tid_ = 0;                                                                              \
+      OMP_TID(tid_);                                                                             \
+      double *acc_ = part_ + (size_t)tid_ * (size_t)(C);                                         \
+      int64_t r;                                                                                 \
+      _Pragma("omp for schedule(static)") for (r = 0; r < (ROWS); r++) {                         \
+        for (int ch = 0; ch < (C); ch++) acc_[ch] += (double)(EXPR);                             \
+      }                                                                                          \
+    }                                                                                            \
+    for (int ch = 0; ch < (C); ch++) {                                                           \
+      double t_ = 0.0;                                                                           \
+      for (int k_ = 0; k_ < nt_; k_++) t_ += part_[(size_t)k_ * (size_t)(C) + ch];               \
+      (ACC)[ch] = t_;                                                                            \
+    }                                                                                            \
+    free(part_);                                                                                 \
+  } while (0)
+
+#ifdef _OPENMP
+#define OMP_TID(v) (v) = omp_get_thread_num()
+#else
+#define OMP_TID(v) (void)(v)
+#endif
+
+/* mean, var (biased) and rstd [C] out; y may not alias x. */
+void cl_bn_train_fwd(const float *x, int64_t rows, int c, const float *gamma, const float *beta, float eps, int relu, float *y, float *mean, float *var, float *rstd) {
+  double *acc = (double *)malloc((size_t)c * sizeof(double));
+  CHANNEL_REDUCE(rows, c, acc, x[r * c + ch]);
+  for (int ch = 0; ch < c; ch++) mean[ch] = (float)(acc[ch] / (double)rows);
+  CHANNEL_REDUCE(rows, c, acc, ((double)x[r * c + ch] - (double)mean[ch]) * ((double)x[r * c + ch] - (double)mean[ch]));
+  float *scale = (float *)malloc((size_t)c * sizeof(float));
+  float *shift = (float *)malloc((size_t)c * sizeof(float));
+  for (int ch = 0; ch < c; ch++) {
+    var[ch] = (float)(acc[ch] / (double)rows);
+    rstd[ch] = 1.0f / sqrtf(var[ch] + eps);
+    scale[ch] = rstd[ch] * gamma[ch];
+    shift[ch] = beta[ch] - mean[ch] * scale[ch];
+  }
+  int64_t r;
+#pragma omp parallel for num_threads(g_threads) schedule(static) if (rows * c > 65536)
+  for (r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    float *yr = y + r * c;
+    if (relu) {
+#pragma omp simd
+      for (int ch = 0; ch < c; ch++) {
+        float v = xr[ch] * scale[ch] + shift[ch];
+        yr[ch] = v > 0.0f ? v : 0.0f;
+      }
+    } else {
+#pragma omp simd
+      for (int ch = 0; ch < c; ch++) yr[ch] = xr[ch] * scale[ch] + shift[ch];
+    }
+  }
+  free(acc);
+  free(scale);
+  free(shift);
+}
+
+/*
+ * With g = dy (times 1[y > 0] after a ReLU) and xhat = (x - mean) * rstd:
+ *   dbeta = sum g,  dgamma = sum g * xhat,  dx = gamma * rstd * (g - dbeta/N - xhat * dgamma/N).
+ */
+void cl_bn_train_bwd(const float *dy, const float *x, const float *y, const float *mean, const float *rstd, const float *gamma, int64_t rows, int c, int relu, float *dx, float *dgamma, float *dbeta) {
+  double *sb = (double *)malloc((size_t)c * sizeof(double));
+  double *sg = (double *)malloc((size_t)c * sizeof(double));
+#define GRAD_IN(r, ch) (relu ? (y[(r) * c + (ch)] > 0.0f ? dy[(r) * c + (ch)] : 0.0f) : dy[(r) * c + (ch)])
+  CHANNEL_REDUCE(rows, c, sb, GRAD_IN(r, ch));
+  CHANNEL_REDUCE(rows, c, sg, GRAD_IN(r, ch) * ((x[r * c + ch] - mean[ch]) * rstd[ch]));
+  float *k1 = (float *)malloc((size_t)c * sizeof(float));
+  float *k2 = (float *)malloc((size_t)c * sizeof(float));
+  float *k3 = (float *)malloc((size_t)c * sizeof(float));
+  for (int ch = 0; ch < c; ch++) {
+    dbeta[ch] = (float)sb[ch];
+    dgamma[ch] = (float)sg[ch];
+    k1[ch] = gamma[ch] * rstd[ch];
+    k2[ch] = (float)(sb[ch] / (double)rows);
+    k3[ch] = (float)(sg[ch] / (double)rows);
+  }
+  int64_t r;
+#pragma omp parallel for num_threads(g_threads) schedule(static) if (rows * c > 65536)
+  for (r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    float *dxr = dx + r * c;
+#pragma omp simd
+    for (int ch = 0; ch < c; ch++) {
+      float g = GRAD_IN(r, ch);
+      float xh = (xr[ch] - mean[ch]) * rstd[ch];
+      dxr[ch] = k1[ch] * (g - k2[ch] - xh * k3[ch]);
+    }
+  }
+#undef GRAD_IN
+  free(sb);
+  free(sg);
+  free(k1);
+  free(k2);
+  free(k3);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Gradient of a 'valid' average pool over NHWC (windows fh x fw, strides sh x sw, divisor
+ * fh*fw): dx = 0, then each dy value spread evenly over its window.                            */
+
+void cl_avgpool_grad(const float *dy, int n, int h, int w, int c, int oh, int ow, int fh, int fw, int sh, int sw, float *dx) {
+  const float inv = 1.0f / (float)(fh * fw);
+  memset(dx, 0, (size_t)n * h * w * c * sizeof(float));
+  int64_t img;
+#pragma omp parallel for num_threads(g_threads) schedule(static) if ((int64_t)n * h * w * c > 65536)
+  for (img = 0; img < n; img++) {
+    for (int i = 0; i < oh; i++) {
+      for (int j = 0; j < ow; j++) {
+        const float *g = dy + ((img * oh + i) * ow + j) * (int64_t)c;
+        for (int a = 0; a < fh; a++) {
+          float *row = dx + ((img * h + (int64_t)i * sh + a) * w + (int64_t)j * sw) * c;
+          for (int b = 0; b < fw; b++) {
+            float *d = row + (int64_t)b * c;
+#pragma omp simd
+            for (int ch = 0; ch < c; ch++) d[ch] += g[ch] * inv;
+          }
+        }
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* im2col / col2im for NHWC convolutions (see src/backend/im2col.ts for the layout): rows [r0, r1)
+ * of the patch matrix P [rows, FH*FW*C], row (n*OH + oh)*OW + ow, column (kh*FW + kw)*C + ci.   */
+
+typedef struct {
+  int h, w, c, oh, ow, fh, fw, sh, sw, dh, dw, pt, pl;
+} conv_geom;
+
+static conv_geom geom(const int *g) {
+  conv_geom r = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]};
+  return r;
+}
+
+/* g: H, W, C, OH, OW, FH, FW, SH, SW, DH, DW, PT, PL. P row r - r0 receives patch row r. */
+void cl_im2col(const float *x, const int *gp, int64_t r0, int64_t r1, float *p) {
+  const conv_geom g = geom(gp);
+  const int64_t k = (int64_t)g.fh * g.fw * g.c;
+  int64_t r;
+#pragma omp parallel for num_threads(g_threads) schedule(static) if ((r1 - r0) * k > 262144)
+  for (r = r0; r < r1; r++) {
+    const int ow = (int)(r % g.ow);
+    const int64_t t = r / g.ow;
+    const int oh = (int)(t % g.oh);
+    const int64_t n = t / g.oh;
+    float *dst = p + (r - r0) * k;
+    const int iw0 = ow * g.sw - g.pl;
+    const int inside = g.dw == 1 && iw0 >= 0 && iw0 + g.fw <= g.w;
+    for (int kh = 0; kh < g.fh; kh++) {
+      const int ih = oh * g.sh - g.pt + kh * g.dh;
+      if (ih < 0 || ih >= g.h) {
+        memset(dst, 0, (size_t)g.fw * g.c * sizeof(float));
+        dst += (int64_t)g.fw * g.c;
+        continue;
+      }
+      const float *row = x + ((n * g.h + ih) * g.w) * (int64_t)g.c;
+      if (inside) {
+        memcpy(dst, row + (int64_t)iw0 * g.c, (size_t)g.fw * g.c * sizeof(float));
+        dst += (int64_t)g.fw * g.c;
+        continue;
+      }
+      for (int kw = 0; kw < g.fw; kw++) {
+        const int iw = iw0 + kw * g.dw;
+        if (iw < 0 || iw >= g.w) memset(dst, 0, (size_t)g.c * sizeof(float));
+        else memcpy(dst, row + (int64_t)iw * g.c, (size_t)g.c * sizeof(float));
+        dst += g.c;
+      }
+    }
+  }
+}
+
+/* dx[n, ih, iw, ci] += P[r - r0, (kh*FW + kw)*C + ci] for rows [r0, r1); dx zeroed by the caller. */
+void cl_col2im(const float *p, const int *gp, int64_t r0, int64_t r1, float *dx) {
+  const conv_geom g = geom(gp);
+  const int64_t k = (int64_t)g.fh * g.fw * g.c;
+  for (int64_t r = r0; r < r1; r++) {
+    const int ow = (int)(r % g.ow);
+    const int64_t t = r / g.ow;
+    const int oh = (int)(t % g.oh);
+    const int64_t n = t / g.oh;
+    const float *src = p + (r - r0) * k;
+    const int iw0 = ow * g.sw - g.pl;
+    for (int kh = 0; kh < g.fh; kh++) {
+      const int ih = oh * g.sh - g.pt + kh * g.dh;
+      if (ih < 0 || ih >= g.h) {
+        src += (int64_t)g.fw * g.c;
+        continue;
+      }
+      float *row = dx + ((n * g.h + ih) * g.w) * (int64_t)g.c;
+      for (int kw = 0; kw < g.fw; kw++) {
+        const int iw = iw0 + kw * g.dw;
+        if (iw >= 0 && iw < g.w) {
+          float *d = row + (int64_t)iw * g.c;
+#pragma omp simd
+          for (int ci = 0; ci < g.c; ci++) d[ci] += src[ci];
+        }
+        src += g.c;
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* AdamW, in place on m and v, p read from p and written to p_out (which may be p), with the exact operation order of src/train/adamw.ts' tfjs path
+ * (each step a separately rounded float operation, no fused multiply-add), so that both give the
+ * same bits; the constants come precomputed (and rounded to float) from the caller:
+ *   g = g0 * gscale;  m = m*b1 + g*omb1;  v = v*b2 + (g*g)*omb2;
+ *   p = p*decay - (m / (sqrt(v)/sqrt_bc2 + eps)) * step                                      */
+
+#if defined(__clang__)
+#define NO_CONTRACT _Pragma("STDC FP_CONTRACT OFF")
+#define NO_CONTRACT_ATTR
+#else
+#define NO_CONTRACT
+#define NO_CONTRACT_ATTR __attribute__((optimize("fp-contract=off")))
+#endif
+
+NO_CONTRACT_ATTR void cl_adamw(const float *p, float *p_out, float *m, float *v, const float *g, int64_t n, float gscale, float b1, float omb1, float b2, float omb2, float decay, float step, float sqrt_bc2, float eps) {
+  NO_CONTRACT
   int64_t i;
 #pragma omp parallel for simd num_threads(g_threads) schedule(static) if (n > 65536)
   for (i = 0; i < n; i++) {
-    float gi = g[i];
-    float mi = b1 * m[i] + (1.0f - b1) * gi;
-    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    float gi = g[i] * gscale;
+    float mi = m[i] * b1 + gi * omb1;
+    float vi = v[i] * b2 + (gi * gi) * omb2;
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
+    float denom = sqrtf(vi) / sqrt_bc2 + eps;
+    p_out[i] = p[i] * decay - (mi / denom) * step;
   }
+}
+
+/* The same AdamW step (no weight decay) on rows of a [*, d] parameter: row rows[i] of p and g,
+ * row i of the compact moments m, v [nrows, d].                                               */
+NO_CONTRACT_ATTR void cl_adamw_rows(float *p, float *m, float *v, const float *g, const int32_t *rows, int64_t nrows, int64_t d, float gscale, float b1, float omb1, float b2, float omb2, float step, float sqrt_bc2, float eps) {
+  NO_CONTRACT
+  int64_t i;
+#pragma omp parallel for num_threads(g_threads) schedule(static) if (nrows * d > 65536)
+  for (i = 0; i < nrows; i++) {
+    float *pr = p + (int64_t)rows[i] * d;
+    const float *gr = g + (int64_t)rows[i] * d;
+    float *mr = m + i * d;
+    float *vr = v + i * d;
+    for (int64_t k = 0; k < d; k++) {
+      float gi = gr[k] * gscale;
+      float mi = mr[k] * b1 + gi * omb1;
+      float vi = vr[k] * b2 + (gi * gi) * omb2;
+      mr[k] = mi;
+      vr[k] = vi;
+      float denom = sqrtf(vi) / sqrt_bc2 + eps;
+      pr[k] = pr[k] - (mi / denom) * step;
+    }
+  }
+}
+
+/* Sum of squares of rows rows[0..nrows) of x [*, d], in double. */
+double cl_sumsq_rows(const float *x, const int32_t *rows, int64_t nrows, int64_t d) {
+  double s = 0.0;
+  for (int64_t i = 0; i < nrows; i++) {
+    const float *xr = x + (int64_t)rows[i] * d;
+    for (int64_t k = 0; k < d; k++) s += (double)xr[k] * (double)xr[k];
+  }
+  return s;
+}
+
+/* Sum of squares (a gradient-norm term), accumulated in double. */
+double cl_sumsq(const float *x, int64_t n) {
+  double s = 0.0;
+  int64_t i;
+#pragma omp parallel for simd num_threads(g_threads) reduction(+ : s) schedule(static) if (n > 65536)
+  for (i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
+  return s;
 }
