@@ -9,7 +9,15 @@ import { Clip } from "../model/clip";
 import { ClipConfig } from "../model/config";
 import { openSafetensors, writeSafetensors } from "./safetensors";
 import { Naming, asOpenAISource, toHfTensors } from "./state_dict_names";
-import { ConfigOrigin, configToMetadata, resolveCheckpointConfig, toHfConfig } from "./checkpoint_config";
+import {
+  ConfigOrigin,
+  OPEN_CLIP_CONFIG_FILE,
+  configToMetadata,
+  openClipConfigJson,
+  resolveCheckpointConfig,
+  resolveCheckpointFile,
+  toHfConfig,
+} from "./checkpoint_config";
 
 export interface LoadCheckpointOptions {
   /** A preset name, a config JSON path, or a config object; overrides what the file says. */
@@ -23,6 +31,11 @@ export interface SaveCheckpointOptions {
   dtype?: "F32" | "F16" | "BF16";
   /** Extra string metadata (kept next to the config fields). */
   metadata?: Record<string, string>;
+  /**
+   * Also write open_clip's `open_clip_config.json` ({model_cfg, preprocess_cfg}) beside the file,
+   * so the folder loads with `open_clip.create_model("local-dir:FOLDER")` (OpenAI names only).
+   */
+  openClipConfig?: boolean;
 }
 
 export class CheckpointError extends Error {
@@ -37,7 +50,7 @@ function inFile(file: string, err: unknown): CheckpointError {
 
 /** Reads a checkpoint's architecture without building the model. */
 export function readCheckpointConfig(file: string, opts: LoadCheckpointOptions = {}): { config: ClipConfig; origin: ConfigOrigin } {
-  checkExtension(file);
+  file = checkpointFile(file);
   const reader = openSafetensors(file);
   try {
     const source = asOpenAISource({
@@ -53,6 +66,18 @@ export function readCheckpointConfig(file: string, opts: LoadCheckpointOptions =
   }
 }
 
+/** The weights file of `file` (a folder resolves as open_clip's hub layout), extension checked. */
+function checkpointFile(file: string): string {
+  let resolved: string;
+  try {
+    resolved = resolveCheckpointFile(file);
+  } catch (err) {
+    throw inFile(file, err);
+  }
+  checkExtension(resolved);
+  return resolved;
+}
+
 function checkExtension(file: string): void {
   if (!file.endsWith(".safetensors")) {
     throw new CheckpointError(`${file}: expected a .safetensors checkpoint (PyTorch pickles are not read; convert with safetensors.torch.save_file)`);
@@ -65,7 +90,7 @@ function checkExtension(file: string): void {
  * metadata, else the tensor shapes (as OpenAI's `build_model`).
  */
 export async function loadCheckpoint(file: string, opts: LoadCheckpointOptions = {}): Promise<Clip> {
-  checkExtension(file);
+  file = checkpointFile(file);
   let reader;
   try {
     reader = openSafetensors(file);
@@ -105,13 +130,26 @@ export async function saveCheckpoint(clip: Clip, file: string, opts: SaveCheckpo
   }
   let tensors = clip.stateDict();
   if (naming === "hf") tensors = toHfTensors(tensors);
+  if (opts.openClipConfig && naming !== "openai") {
+    throw new CheckpointError(`${file}: open_clip_config.json goes with OpenAI names (open_clip's), not naming ${JSON.stringify(naming)}`);
+  }
   const metadata = { ...(opts.metadata ?? {}), ...configToMetadata(clip.config) };
   try {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     writeSafetensors(file, tensors.map((t) => ({ ...t, dtype })), metadata);
+    if (opts.openClipConfig) {
+      writeOpenClipConfig(clip.config, path.join(path.dirname(path.resolve(file)), OPEN_CLIP_CONFIG_FILE));
+    }
   } catch (err) {
     throw inFile(file, err);
   }
+}
+
+/** Writes open_clip's `open_clip_config.json` for `config` (atomically; see `openClipConfigJson`). */
+export function writeOpenClipConfig(config: ClipConfig, file: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(openClipConfigJson(config), null, 2) + "\n");
+  fs.renameSync(tmp, file);
 }
 
 /** Writes Hugging Face's `config.json` for a ViT model (atomically), e.g. next to an "hf" checkpoint. */

@@ -3,10 +3,17 @@
  * beside the file (open_clip's `open_clip_config.json`, Hugging Face's `config.json`), the
  * safetensors `__metadata__`, and last the weights themselves, inferred as OpenAI's
  * `build_model` does (https://github.com/openai/CLIP/blob/main/clip/model.py).
+ *
+ * open_clip's hub layout both ways: a folder holding `open_clip_config.json` (`{model_cfg,
+ * preprocess_cfg}`) and `open_clip_model.safetensors` loads here (the folder is resolved to its
+ * weights file as open_clip's `_find_checkpoint_in_dir` does), and `openClipConfigJson` writes
+ * that config for a model trained here, with the model config and the preprocessing split as
+ * open_clip's `create_model` reads them (src/open_clip/factory.py).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ClipConfig, ConfigError, OpenAIClipArgs, configToJson, fromOpenAIArgs, toOpenAIArgs, validateConfig, visionTower } from "../model/config";
+import { ClipConfig, ConfigError, OpenAIClipArgs, configToJson, fromOpenAIArgs, modelTransform, toOpenAIArgs, validateConfig, visionTower } from "../model/config";
+import { transformToCfg, type PreprocessCfg } from "../image/transform";
 import { resolveModelConfig } from "../model/registry";
 import type { TensorSource } from "../model/clip";
 
@@ -190,6 +197,8 @@ export function configFromJsonFile(file: string): ClipConfig {
   const raw = readJson(file);
   try {
     if (raw.text_config || raw.vision_config || raw.model_type === "clip") return fromHfConfig(raw);
+    // Our exact preprocessing, where open_clip has no equivalent (see openClipConfigJson).
+    if (raw.model_cfg && raw[CLIPLAB_PREPROCESS_KEY]) return validateConfig({ model_cfg: raw.model_cfg, preprocess_cfg: raw[CLIPLAB_PREPROCESS_KEY] });
     return validateConfig(raw);
   } catch (err) {
     throw new ConfigError(`${file}: ${(err as Error).message}`);
@@ -214,4 +223,57 @@ export function resolveCheckpointConfig(
   const fromMeta = configFromMetadata(metadata);
   if (fromMeta) return { config: fromMeta, origin: "metadata" };
   return { config: inferConfig(source), origin: "inferred" };
+}
+
+/** open_clip's hub file names: the config, and the weights files `_find_checkpoint_in_dir` prefers, in its order (safetensors only). */
+export const OPEN_CLIP_CONFIG_FILE = "open_clip_config.json";
+export const OPEN_CLIP_WEIGHTS_FILES = ["open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "model.safetensors"] as const;
+
+/** A top-level key of our `open_clip_config.json` (open_clip ignores it): the exact preprocessing when open_clip's differs. */
+export const CLIPLAB_PREPROCESS_KEY = "cliplab_preprocess_cfg";
+
+/**
+ * A checkpoint path as given: a file is itself; a folder (an open_clip hub folder, a run
+ * directory) resolves to its weights file, open_clip's preferred names first, else its only
+ * `.safetensors` file. A one-line error otherwise, naming what the folder holds.
+ */
+export function resolveCheckpointFile(file: string): string {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    return file; // the loader reports a missing file
+  }
+  if (!stat.isDirectory()) return file;
+  for (const name of OPEN_CLIP_WEIGHTS_FILES) {
+    const candidate = path.join(file, name);
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  const entries = fs.readdirSync(file);
+  const safetensors = entries.filter((n) => n.endsWith(".safetensors") && !n.startsWith("trainer_state"));
+  if (safetensors.length === 1) return path.join(file, safetensors[0]);
+  const pickles = entries.filter((n) => /\.(bin|pth|pt)$/.test(n));
+  throw new ConfigError(
+    `${file}: a folder with ${safetensors.length ? `${safetensors.length} .safetensors files (${safetensors.join(", ")})` : "no .safetensors file"}; ` +
+      `expected one of ${OPEN_CLIP_WEIGHTS_FILES.join(", ")}` +
+      (pickles.length ? ` (PyTorch pickles such as ${pickles[0]} are not read; convert with safetensors.torch.save_file)` : ""),
+  );
+}
+
+/**
+ * `open_clip_config.json` for a model: `model_cfg` (embed_dim, quick_gelu, vision_cfg, text_cfg:
+ * the keyword arguments of open_clip's `CLIP`) and `preprocess_cfg` (open_clip's PreprocessCfg
+ * fields). open_clip's transforms know the resize modes shortest, longest and squash; our `pad`
+ * (a small image centred on a canvas, larger ones as `shortest`) is written as `shortest`, with
+ * the exact preprocessing kept under `cliplab_preprocess_cfg`, which this toolkit reads back.
+ */
+export function openClipConfigJson(cfg: ClipConfig): Record<string, unknown> {
+  const { preprocess_cfg: _own, ...modelCfg } = configToJson(cfg) as Record<string, unknown> & { preprocess_cfg?: PreprocessCfg };
+  const exact = transformToCfg(modelTransform(cfg));
+  const out: Record<string, unknown> = { model_cfg: modelCfg, preprocess_cfg: exact };
+  if (exact.resize_mode === "pad") {
+    out.preprocess_cfg = { ...exact, resize_mode: "shortest" };
+    out[CLIPLAB_PREPROCESS_KEY] = structuredClone(cfg.preprocess_cfg ?? exact);
+  }
+  return out;
 }

@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Activation, Weights, layerNorm, linear, linearActivation } from "./layers";
 import { fusedLib } from "../backend/fused";
 import { fusedAttention } from "../backend/fused_attention";
+import { checkpointed, gradCheckpointingActive } from "./grad_checkpoint";
 
 /** [B, T, D] -> [B, H, T, D/H] */
 function splitHeads(x: tf.Tensor, batch: number, tokens: number, heads: number): tf.Tensor4D {
@@ -68,6 +69,12 @@ export function residualAttentionBlock(
   return tf.add(h, linear(hidden, w(`${prefix}.mlp.c_proj.weight`), w(`${prefix}.mlp.c_proj.bias`))) as tf.Tensor3D;
 }
 
+/** The weights `residualAttentionBlock` reads under `prefix`. */
+export function blockWeightNames(prefix: string): string[] {
+  const parts = ["attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"];
+  return parts.map((p) => `${prefix}.${p}`);
+}
+
 /** OpenAI's `Transformer`: `layers` residual attention blocks under `prefix.resblocks.{i}`. */
 export function transformer(
   x: tf.Tensor3D,
@@ -83,7 +90,10 @@ export function transformer(
   // block's activations, not all of them); under a gradient tape the saved tensors are kept.
   for (let i = 0; i < layers; i++) {
     const input = h;
-    h = tf.tidy(() => residualAttentionBlock(input, w, `${prefix}.resblocks.${i}`, heads, act, mask));
+    const block = `${prefix}.resblocks.${i}`;
+    const run = (xb: tf.Tensor3D, wb: Weights) => residualAttentionBlock(xb, wb, block, heads, act, mask);
+    // Gradient checkpointing (src/model/grad_checkpoint.ts): the block is recomputed in the backward pass.
+    h = gradCheckpointingActive() ? checkpointed(input, w, blockWeightNames(block), run) : tf.tidy(() => run(input, w));
   }
   return h;
 }

@@ -14,6 +14,7 @@ import { encodeImageResNet } from "./modified_resnet";
 import { encodeTextFromEmbeddings, encodeTextTransformer, firstArgmax } from "./text_transformer";
 import { ParamSpec, clipParamSpecs, initialValues, internalShape, numel, toExternalLayout, toInternalLayout } from "./params";
 import { Random } from "../util/random";
+import { withGradCheckpointing } from "./grad_checkpoint";
 
 /** A tensor in PyTorch's layout, as stored in a checkpoint. */
 export interface StateTensor {
@@ -25,6 +26,10 @@ export interface StateTensor {
 export interface EncodeOptions {
   /** Training mode (batch statistics in BatchNorm, which also updates its running statistics); default false. */
   training?: boolean;
+  /** In training mode, BatchNorm layers (prefixes such as `visual.bn1`) that stay in inference mode: a locked tower's. */
+  frozenBatchNorm?: ReadonlySet<string>;
+  /** Under a gradient tape, recompute each transformer block in the backward pass (src/model/grad_checkpoint.ts). */
+  gradCheckpointing?: boolean;
 }
 
 export interface ClipOutput {
@@ -138,13 +143,13 @@ export class Clip {
     if (pixels.dtype !== "float32") throw new Error(`pixels must be float32, got ${pixels.dtype}`);
     return tf.tidy(() =>
       this.tower === "ModifiedResNet"
-        ? encodeImageResNet(pixels, this.weights, this.config, opts.training ?? false)
-        : encodeImageViT(pixels, this.weights, this.config, this.activation),
+        ? encodeImageResNet(pixels, this.weights, this.config, opts.training ?? false, opts.frozenBatchNorm)
+        : withGradCheckpointing(opts.gradCheckpointing ?? false, () => encodeImageViT(pixels, this.weights, this.config, this.activation)),
     );
   }
 
   /** Text features before normalisation, like OpenAI's `encode_text`. tokens: [B, T] ids, T <= context_length. */
-  encodeText(tokens: tf.Tensor2D): tf.Tensor2D {
+  encodeText(tokens: tf.Tensor2D, opts: Pick<EncodeOptions, "gradCheckpointing"> = {}): tf.Tensor2D {
     this.assertAlive();
     const ctx = this.config.text_cfg.context_length;
     if (tokens.rank !== 2 || tokens.shape[1] < 1 || tokens.shape[1] > ctx) {
@@ -163,7 +168,7 @@ export class Clip {
     }
     const eot = firstArgmax(ids, batch, length);
     const mask = this.causalMask(length);
-    return tf.tidy(() => encodeTextTransformer(tokens, eot, this.weights, this.config, this.activation, mask));
+    return tf.tidy(() => withGradCheckpointing(opts.gradCheckpointing ?? false, () => encodeTextTransformer(tokens, eot, this.weights, this.config, this.activation, mask)));
   }
 
   /**

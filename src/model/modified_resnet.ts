@@ -56,8 +56,13 @@ function attentionPool(x: tf.Tensor4D, w: Weights, heads: number): tf.Tensor2D {
  * `training`: BatchNorm normalises with batch statistics and updates the running statistics
  * (torch's `model.train()`); otherwise it uses the running statistics (`model.eval()`).
  */
-export function encodeImageResNet(images: tf.Tensor4D, w: Weights, cfg: ClipConfig, training = false): tf.Tensor2D {
-  const norm: Norm = training ? batchNormTrain : batchNormEval;
+export function encodeImageResNet(images: tf.Tensor4D, w: Weights, cfg: ClipConfig, training = false, frozenBatchNorm?: ReadonlySet<string>): tf.Tensor2D {
+  // `frozenBatchNorm`: layers kept in inference mode while training (a locked tower's, src/train/lock.ts).
+  const norm: Norm = !training
+    ? batchNormEval
+    : frozenBatchNorm?.size
+      ? (...args: Parameters<Norm>) => (frozenBatchNorm.has(args[2]) ? batchNormEval : batchNormTrain)(...args)
+      : batchNormTrain;
   let x = norm(conv2d(images, w("visual.conv1.weight"), 2, 1), w, "visual.bn1", true); // [B, H/2, W/2, w/2]
   x = convBnRelu(x, w, norm, "visual.conv2", "visual.bn2", 1);
   x = convBnRelu(x, w, norm, "visual.conv3", "visual.bn3", 1); // [B, H/2, W/2, width]

@@ -1,7 +1,9 @@
 /**
  * Evaluation of a CLIP trained on labelled images: zero-shot top-1/top-5 with the evaluation
  * templates ensembled (CLIP paper §3.1.4, https://arxiv.org/abs/2103.00020), and image<->text
- * Recall@1/5 on test images paired with one generated caption each.
+ * Recall@1/5 on test images paired with one generated caption each; the same figures also under
+ * CLIP_benchmark's metric names (`metrics`: acc1, acc5, mean_per_class_recall where there are
+ * classes; image_retrieval_recall@K, text_retrieval_recall@K, K = 1, 5, 10, where there are captions).
  */
 import * as tf from "@tensorflow/tfjs";
 import { Clip } from "../model/clip";
@@ -10,6 +12,7 @@ import { CaptionSet, imageAttributes } from "../data/captions";
 import type { LabelledImages } from "../data/fashion_mnist";
 import { zeroShotClassifier } from "../eval/zero_shot";
 import { retrievalMetrics } from "../eval/retrieval";
+import { RETRIEVAL_KS, classificationBenchmarkMetrics } from "../eval/benchmark";
 import { encodePixels, encodeTexts } from "../eval/encode";
 import { evaluateDataset } from "../eval/evaluate_dataset";
 import type { Dataset, SkippedItem } from "../data/dataset";
@@ -25,6 +28,8 @@ export interface EvalResult {
   recallAt1: { imageToText: number; textToImage: number };
   recallAt5: { imageToText: number; textToImage: number };
   images: number;
+  /** CLIP_benchmark's names of what was measured (see the file header); a measure the data cannot give is absent. */
+  metrics: Record<string, number>;
 }
 
 
@@ -69,9 +74,14 @@ export function evaluateClip(
   const textEmb = tf.tensor2d(captionsOut.values, [captionsOut.n, captionsOut.dim]);
   let r;
   try {
-    r = retrievalMetrics(imageEmb, textEmb, [1, 5]);
+    r = retrievalMetrics(imageEmb, textEmb, [...RETRIEVAL_KS]);
   } finally {
     tf.dispose([imageEmb, textEmb]);
+  }
+  const metrics: Record<string, number> = classificationBenchmarkMetrics(zs);
+  for (const k of RETRIEVAL_KS) {
+    metrics[`image_retrieval_recall@${k}`] = r.textToImage[`R@${k}`];
+    metrics[`text_retrieval_recall@${k}`] = r.imageToText[`R@${k}`];
   }
   return {
     zeroShotTop1: zs.top1,
@@ -81,6 +91,7 @@ export function evaluateClip(
     recallAt1: { imageToText: r.imageToText["R@1"], textToImage: r.textToImage["R@1"] },
     recallAt5: { imageToText: r.imageToText["R@5"], textToImage: r.textToImage["R@5"] },
     images: n,
+    metrics,
   };
 }
 
@@ -104,16 +115,19 @@ export async function evaluateOnDataset(
     recallAt1: { imageToText: NaN, textToImage: NaN },
     recallAt5: { imageToText: NaN, textToImage: NaN },
     images: 0,
+    metrics: {},
   };
   if (data.hasLabels && data.classNames?.length) {
     const c = await evaluateDataset(clip, data, { ...read, task: "zeroshot_classification", limit: opts.zeroShotLimit });
     const e = c.classification!;
     Object.assign(out, { zeroShotTop1: e.top1, zeroShotTop5: e.top5, perClass: e.perClass, confusion: e.confusion, images: e.n });
+    Object.assign(out.metrics, c.metrics);
   }
   if (data.hasCaptions || data.captioner) {
     const r = await evaluateDataset(clip, data, { ...read, task: "zeroshot_retrieval", limit: opts.retrievalLimit });
     out.recallAt1 = { imageToText: r.metrics["text_retrieval_recall@1"], textToImage: r.metrics["image_retrieval_recall@1"] };
     out.recallAt5 = { imageToText: r.metrics["text_retrieval_recall@5"], textToImage: r.metrics["image_retrieval_recall@5"] };
+    Object.assign(out.metrics, r.metrics);
     if (!out.images) out.images = r.images;
   }
   return out;

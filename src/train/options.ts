@@ -6,6 +6,10 @@ import type { AugmentConfig } from "../data/augment";
 
 export type LossName = "infonce" | "siglip";
 
+/** open_clip's `--lr-scheduler` values (src/open_clip_train/scheduler.py). */
+export const LR_SCHEDULERS = ["cosine", "const", "const-cooldown"] as const;
+export type LrSchedulerName = (typeof LR_SCHEDULERS)[number];
+
 export interface TrainOptions {
   /** Preset name, config JSON path, or config object (open_clip format). */
   model: string | object;
@@ -40,6 +44,35 @@ export interface TrainOptions {
   outDir?: string;
   /** Continue from `outDir`'s checkpoint. */
   resume: boolean;
+  /**
+   * Fine-tuning: start from this checkpoint (any naming and precision `loadCheckpoint` reads, or
+   * an open_clip hub folder); its config is the model's, so `model` must then be absent or equal.
+   * Ignored on resume (the run's own checkpoint is loaded).
+   */
+  init?: string;
+  /** open_clip's `--lock-image` (LiT, https://arxiv.org/abs/2111.07991): the image tower is not trained (see lock.ts). */
+  lockImage: boolean;
+  /** With lockImage: leave the last N layer groups of the image tower trainable (open_clip's groups). */
+  lockImageUnlockedGroups: number;
+  /** open_clip's `--lock-text`. */
+  lockText: boolean;
+  /** With lockText: leave the last N layer groups of the text tower trainable. */
+  lockTextUnlockedLayers: number;
+  /**
+   * open_clip's `--accum-freq`: one optimizer step per K micro-batches of `batchSize`, with
+   * feature caching, so the step's contrastive batch is K * batchSize (see step.ts).
+   */
+  accumFreq: number;
+  /** Recompute each transformer block in the backward pass instead of keeping its activations. */
+  gradCheckpointing: boolean;
+  /** The learning-rate schedule after warm-up. */
+  lrScheduler: LrSchedulerName;
+  /** const-cooldown: epochs of cooldown at the end (required by that scheduler). */
+  epochsCooldown?: number;
+  /** const-cooldown: learning rate at the end of the cooldown. */
+  lrCooldownEnd: number;
+  /** const-cooldown: power of the polynomial decay (1: linear). */
+  lrCooldownPower: number;
   /** Extra checkpoint every N steps (one is always written after each epoch and at the end). */
   checkpointEvery?: number;
   /** Stop after this many steps of this process without touching the schedule (an interruption). */
@@ -75,9 +108,18 @@ export const TRAIN_DEFAULTS: TrainOptions = {
   retrievalLimit: 1000,
   augment: null,
   resume: false,
+  lockImage: false,
+  lockImageUnlockedGroups: 0,
+  lockText: false,
+  lockTextUnlockedLayers: 0,
+  accumFreq: 1,
+  gradCheckpointing: false,
+  lrScheduler: "cosine",
+  lrCooldownEnd: 0,
+  lrCooldownPower: 1,
 };
 
-const KEYS = [...Object.keys(TRAIN_DEFAULTS), "maxSteps", "dataDir", "trainLimit", "outDir", "checkpointEvery", "stopAfterSteps", "timeLimitSeconds"];
+const KEYS = [...Object.keys(TRAIN_DEFAULTS), "maxSteps", "dataDir", "trainLimit", "outDir", "checkpointEvery", "stopAfterSteps", "timeLimitSeconds", "init", "epochsCooldown"];
 
 function positiveInt(name: string, v: unknown): void {
   if (!Number.isInteger(v) || (v as number) < 1) throw new RangeError(`train: ${name} must be a positive integer, got ${JSON.stringify(v)}`);
@@ -105,5 +147,19 @@ export function resolveTrainOptions(input: Partial<TrainOptions>): TrainOptions 
   if (o.loss !== "infonce" && o.loss !== "siglip") throw new RangeError(`train: loss must be "infonce" or "siglip", got ${JSON.stringify(o.loss)}`);
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new RangeError(`train: timeLimitSeconds must be > 0, got ${o.timeLimitSeconds}`);
   if (o.resume && !o.outDir) throw new RangeError("train: resume needs outDir (where the checkpoint is)");
+  for (const k of ["lockImage", "lockText", "gradCheckpointing"] as const) {
+    if (typeof o[k] !== "boolean") throw new RangeError(`train: ${k} must be true or false, got ${JSON.stringify(o[k])}`);
+  }
+  nonNegativeInt("lockImageUnlockedGroups", o.lockImageUnlockedGroups);
+  nonNegativeInt("lockTextUnlockedLayers", o.lockTextUnlockedLayers);
+  if (o.lockImageUnlockedGroups > 0 && !o.lockImage) throw new RangeError("train: lockImageUnlockedGroups needs lockImage (it unlocks groups of a locked image tower)");
+  if (o.lockTextUnlockedLayers > 0 && !o.lockText) throw new RangeError("train: lockTextUnlockedLayers needs lockText (it unlocks groups of a locked text tower)");
+  positiveInt("accumFreq", o.accumFreq);
+  if (!LR_SCHEDULERS.includes(o.lrScheduler)) throw new RangeError(`train: lrScheduler must be one of ${LR_SCHEDULERS.join(", ")}, got ${JSON.stringify(o.lrScheduler)}`);
+  if (o.epochsCooldown !== undefined) positiveInt("epochsCooldown", o.epochsCooldown);
+  if (o.lrScheduler === "const-cooldown" && o.epochsCooldown === undefined) throw new RangeError("train: lrScheduler const-cooldown needs epochsCooldown (the epochs of cooldown at the end)");
+  if (!(o.lrCooldownEnd >= 0) || !Number.isFinite(o.lrCooldownEnd)) throw new RangeError(`train: lrCooldownEnd must be a number >= 0, got ${o.lrCooldownEnd}`);
+  if (!(o.lrCooldownPower > 0) || !Number.isFinite(o.lrCooldownPower)) throw new RangeError(`train: lrCooldownPower must be > 0, got ${o.lrCooldownPower}`);
+  if (o.init !== undefined && (typeof o.init !== "string" || o.init === "")) throw new RangeError(`train: init must be a checkpoint path, got ${JSON.stringify(o.init)}`);
   return o;
 }

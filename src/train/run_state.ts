@@ -1,8 +1,11 @@
 /**
- * A training run on disk: `model.safetensors` (OpenAI names, loads in PyTorch as it is),
- * `trainer_state.safetensors` (AdamW moments, SigLIP bias, step, options), `metrics.arrow`
- * (one row per step) and `eval.arrow` (one row per evaluation). Each file is written to a
- * temporary name and renamed; the step stored in both checkpoint files must agree on resume.
+ * A training run on disk: `model.safetensors` (OpenAI names, loads in PyTorch as it is) with
+ * open_clip's `open_clip_config.json` beside it (so the folder loads with
+ * `open_clip.create_model("local-dir:RUN")`), `trainer_state.safetensors` (AdamW moments of the
+ * trained parameters only, SigLIP bias, step, options), `metrics.arrow` (one row per step) and
+ * `eval.arrow` (one row per evaluation: our columns, then CLIP_benchmark's metric names). Each
+ * file is written to a temporary name and renamed; the step stored in both checkpoint files must
+ * agree on resume.
  */
 import * as fs from "node:fs";
 import * as tf from "@tensorflow/tfjs";
@@ -12,7 +15,7 @@ import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint";
 import { openSafetensors, writeSafetensors } from "../io/safetensors";
 import { makeTable, readArrowFile, writeArrowFile } from "../io/arrow";
 import type { ClipOptimizer } from "./step";
-import type { TrainOptions } from "./options";
+import { TRAIN_DEFAULTS, type TrainOptions } from "./options";
 
 export const MODEL_FILE = "model.safetensors";
 export const STATE_FILE = "trainer_state.safetensors";
@@ -21,7 +24,10 @@ export const EVAL_FILE = "eval.arrow";
 const STATE_FORMAT = "cliplab-trainer-state-1";
 
 /** Options that shape the run; a resume must use the same values. */
-export const SCHEDULE_KEYS = ["epochs", "maxSteps", "batchSize", "lr", "warmupSteps", "weightDecay", "beta1", "beta2", "eps", "gradClipNorm", "loss", "seed", "trainLimit", "augment"] as const;
+export const SCHEDULE_KEYS = [
+  "epochs", "maxSteps", "batchSize", "lr", "warmupSteps", "weightDecay", "beta1", "beta2", "eps", "gradClipNorm", "loss", "seed", "trainLimit", "augment",
+  "lockImage", "lockImageUnlockedGroups", "lockText", "lockTextUnlockedLayers", "accumFreq", "lrScheduler", "epochsCooldown", "lrCooldownEnd", "lrCooldownPower",
+] as const;
 
 export interface StepRecord {
   step: number;
@@ -45,6 +51,11 @@ export interface EvalRecord {
   trainSeconds: number;
 }
 
+/** An evaluation with CLIP_benchmark's metric names too (acc1, acc5, mean_per_class_recall, image_retrieval_recall@K, text_retrieval_recall@K): what the data gave. */
+export interface BenchmarkEvalRecord extends EvalRecord {
+  metrics: Record<string, number>;
+}
+
 export interface SavedPosition {
   /** Steps completed. */
   step: number;
@@ -54,7 +65,7 @@ export async function saveRunCheckpoint(dir: string, opt: ClipOptimizer, options
   fs.mkdirSync(dir, { recursive: true });
   const modelFile = path.join(dir, MODEL_FILE);
   const meta = { cliplab_step: String(position.step) };
-  await saveCheckpoint(opt.clip, modelFile, { metadata: meta });
+  await saveCheckpoint(opt.clip, modelFile, { metadata: meta, openClipConfig: true });
   const state = opt.adamw.getState();
   const tensors = [];
   for (const p of opt.params) {
@@ -93,7 +104,8 @@ export async function loadRunCheckpoint(dir: string, options: TrainOptions): Pro
     const saved = JSON.parse(reader.metadata.options) as Record<string, unknown>;
     for (const k of SCHEDULE_KEYS) {
       const now = JSON.stringify(options[k] ?? null);
-      const then = JSON.stringify(saved[k] ?? null);
+      // A run saved before an option existed ran with its default.
+      const then = JSON.stringify((k in saved ? saved[k] : (TRAIN_DEFAULTS as unknown as Record<string, unknown>)[k]) ?? null);
       if (now !== then) throw new Error(`cannot resume ${dir}: option ${k} was ${then}, now ${now}`);
     }
     const step = Number(reader.metadata.step);
@@ -153,10 +165,32 @@ export function readStepRecords(dir: string): StepRecord[] {
   return step.map((s, i) => ({ step: s, epoch: epoch[i], loss: loss[i], lr: lr[i], logitScale: logitScale[i], gradNorm: gradNorm[i], seconds: seconds[i] }));
 }
 
-export function writeEvalRecords(dir: string, records: EvalRecord[]): void {
+const EVAL_FIELDS = ["epoch", "step", "zeroShotTop1", "zeroShotTop5", "recallAt1ImageToText", "recallAt1TextToImage", "recallAt5ImageToText", "recallAt5TextToImage", "trainSeconds"] as const;
+
+/** eval.arrow: our columns, then one column per CLIP_benchmark metric any record has (NaN where a record lacks it). */
+export function writeEvalRecords(dir: string, records: (EvalRecord & { metrics?: Record<string, number> })[]): void {
+  if (!records.length) return;
   const cols: Record<string, Float32Array | Int32Array> = {};
-  for (const k of Object.keys(records[0] ?? {}) as (keyof EvalRecord)[]) {
+  for (const k of EVAL_FIELDS) {
     cols[k] = k === "epoch" || k === "step" ? Int32Array.from(records, (r) => r[k]) : Float32Array.from(records, (r) => r[k]);
   }
-  if (records.length) writeArrowFile(path.join(dir, EVAL_FILE), makeTable(cols));
+  const names = [...new Set(records.flatMap((r) => Object.keys(r.metrics ?? {})))];
+  for (const name of names) cols[name] = Float32Array.from(records, (r) => r.metrics?.[name] ?? NaN);
+  writeArrowFile(path.join(dir, EVAL_FILE), makeTable(cols));
+}
+
+/** The records of a run's eval.arrow ([] when there is none), CLIP_benchmark's columns in `metrics`. */
+export function readEvalRecords(dir: string): BenchmarkEvalRecord[] {
+  const file = path.join(dir, EVAL_FILE);
+  if (!fs.existsSync(file)) return [];
+  const t = readArrowFile(file);
+  const columns = t.schema.fields.map((f) => f.name);
+  const get = (name: string) => Array.from(t.getChild(name)!.toArray() as ArrayLike<number>, Number);
+  const fixed = Object.fromEntries(EVAL_FIELDS.map((k) => [k, get(k)]));
+  const extra = columns.filter((c) => !(EVAL_FIELDS as readonly string[]).includes(c)).map((c) => [c, get(c)] as const);
+  return Array.from({ length: t.numRows }, (_, i) => {
+    const r = Object.fromEntries(EVAL_FIELDS.map((k) => [k, fixed[k][i]])) as unknown as BenchmarkEvalRecord;
+    r.metrics = Object.fromEntries(extra.filter(([, v]) => !Number.isNaN(v[i])).map(([c, v]) => [c, v[i]]));
+    return r;
+  });
 }

@@ -1,7 +1,9 @@
 /**
- * Training a CLIP from scratch (or on from a checkpoint) on labelled images with generated
- * captions, open_clip style: AdamW, warm-up + cosine, gradient clipping, the temperature clamp,
- * evaluation after every epoch, checkpoints that resume exactly.
+ * Training a CLIP from scratch, or fine-tuning one from a checkpoint (`init`), on any dataset with
+ * its captions or captions generated from its class names, open_clip style: AdamW, warm-up then
+ * cosine / constant / constant-with-cooldown, gradient clipping, the temperature clamp, locked
+ * towers, gradient accumulation with feature caching, gradient checkpointing, evaluation after
+ * every epoch (CLIP_benchmark's metric names), checkpoints that resume exactly.
  * CLIP: https://arxiv.org/abs/2103.00020; open_clip: https://github.com/mlfoundations/open_clip
  */
 import * as tf from "@tensorflow/tfjs";
@@ -17,7 +19,9 @@ import { modelTransform } from "../model/config";
 import { tokenizeToIds, packTokens } from "../text/tokenize";
 
 export { packTokens };
-import { cosineLr } from "./schedule";
+import { learningRate } from "./schedule";
+import { lockPlan } from "./lock";
+import { initialModel } from "./init";
 import { ClipOptimizer, NonFiniteLossError, trainStep } from "./step";
 import { TrainOptions, resolveTrainOptions } from "./options";
 import { EvalResult, evaluateClip, evaluateOnDataset } from "./evaluate";
@@ -34,9 +38,10 @@ const NO_EVAL: EvalResult = {
   recallAt1: { imageToText: NaN, textToImage: NaN },
   recallAt5: { imageToText: NaN, textToImage: NaN },
   images: 0,
+  metrics: {},
 };
 import {
-  EvalRecord,
+  BenchmarkEvalRecord,
   StepRecord,
   loadRunCheckpoint,
   readStepRecords,
@@ -60,7 +65,8 @@ export interface EpochEvent {
 }
 
 export interface TrainCallbacks {
-  onStart?(info: { totalSteps: number; stepsPerEpoch: number; startStep: number; params: number; model: Clip }): void;
+  /** `params`: the model's parameters; `trainedParams`: those the optimizer updates (fewer with locked towers). */
+  onStart?(info: { totalSteps: number; stepsPerEpoch: number; startStep: number; params: number; trainedParams: number; model: Clip }): void;
   onStep?(event: StepEvent): void;
   onEpochEnd?(event: EpochEvent): void;
   onCheckpoint?(file: string, step: number): void;
@@ -80,7 +86,8 @@ export interface TrainResult {
   /** Why the loop ended. */
   stopped: "completed" | "maxSteps" | "timeLimit" | "stopAfterSteps";
   history: StepRecord[];
-  evals: EvalRecord[];
+  /** One per evaluation: our fields, and CLIP_benchmark's names in `metrics`. */
+  evals: BenchmarkEvalRecord[];
 }
 
 function allFinite(clip: Clip): boolean {
@@ -150,18 +157,27 @@ export async function trainClip(
     restore = loaded.restore;
     history = readStepRecords(opts.outDir!).filter((r) => r.step < startStep);
   } else {
-    clip = Clip.create(opts.model, { seed: opts.seed });
+    clip = opts.init ? await initialModel(opts.init, input.model) : Clip.create(opts.model, { seed: opts.seed });
   }
   let batcher: Batcher | DatasetBatcher | undefined;
-  const optimizer = new ClipOptimizer(clip, opts.loss, { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay });
+  let plan;
+  try {
+    plan = { lock: lockPlan(clip.config, opts), gradCheckpointing: opts.gradCheckpointing };
+  } catch (err) {
+    clip.dispose();
+    throw err;
+  }
+  const optimizer = new ClipOptimizer(clip, opts.loss, { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay }, plan);
   try {
     restore?.(optimizer);
     const size = clip.config.vision_cfg.image_size;
     const ctx = clip.config.text_cfg.context_length;
+    // One optimizer step reads accumFreq micro-batches of batchSize (open_clip's --accum-freq).
+    const stepBatch = opts.batchSize * opts.accumFreq;
     batcher = trainMemory
-      ? new Batcher(trainMemory, { batchSize: opts.batchSize, seed: opts.seed, imageSize: size, augment: opts.augment ?? undefined, captions })
+      ? new Batcher(trainMemory, { batchSize: stepBatch, seed: opts.seed, imageSize: size, augment: opts.augment ?? undefined, captions })
       : new DatasetBatcher(trainSource as Dataset, {
-          batchSize: opts.batchSize,
+          batchSize: stepBatch,
           seed: opts.seed,
           transform: modelTransform(clip.config),
           augment: opts.augment ? OPEN_CLIP_AUGMENTATION : null,
@@ -170,12 +186,22 @@ export async function trainClip(
         });
     const stepsPerEpoch = batcher.stepsPerEpoch;
     const totalSteps = Math.min(opts.epochs * stepsPerEpoch, opts.maxSteps ?? Infinity);
-    const schedule = { baseLr: opts.lr, warmupSteps: Math.min(opts.warmupSteps, totalSteps), totalSteps };
-    callbacks.onStart?.({ totalSteps, stepsPerEpoch, startStep, params: clip.numParams(), model: clip });
+    const schedule = {
+      scheduler: opts.lrScheduler,
+      baseLr: opts.lr,
+      warmupSteps: Math.min(opts.warmupSteps, totalSteps),
+      totalSteps,
+      cooldownSteps: opts.epochsCooldown === undefined ? undefined : Math.min(totalSteps, opts.epochsCooldown * stepsPerEpoch),
+      cooldownPower: opts.lrCooldownPower,
+      cooldownEnd: opts.lrCooldownEnd,
+    };
+    const trainedParams = optimizer.params.filter((p) => p.name !== "logit_bias").reduce((n, p) => n + p.variable.size, 0);
+    callbacks.onStart?.({ totalSteps, stepsPerEpoch, startStep, params: clip.numParams(), trainedParams, model: clip });
 
-    const evals: EvalRecord[] = [];
+    const evals: BenchmarkEvalRecord[] = [];
     let trainSeconds = 0;
     let stepsThisRun = 0;
+    let pairsThisRun = 0;
     let checkpoint: string | null = null;
     let stopped: TrainResult["stopped"] = totalSteps < opts.epochs * stepsPerEpoch ? "maxSteps" : "completed";
     const save = async (step: number) => {
@@ -208,6 +234,7 @@ export async function trainClip(
         recallAt5ImageToText: r.recallAt5.imageToText,
         recallAt5TextToImage: r.recallAt5.textToImage,
         trainSeconds,
+        metrics: r.metrics,
       });
     };
 
@@ -218,14 +245,16 @@ export async function trainClip(
       // The pipeline's workers decode the next batch while this step trains.
       if (batcher instanceof DatasetBatcher && step + 1 < totalSteps) batcher.prefetch(epoch, (step % stepsPerEpoch) + 1);
       const { ids: flat, length } = packTokens(tokenizeToIds(batch.captions, { contextLength: ctx, truncate: true }));
-      const lr = cosineLr(step, schedule);
+      const lr = learningRate(step, schedule);
       const t0 = performance.now();
       const pixels = tf.tensor4d(batch.pixels, [batch.size, size, size, 3]);
       const tokens = tf.tensor2d(flat, [batch.size, length], "int32");
       let result;
       try {
         const regularizer = data?.regularizer;
-        result = trainStep(optimizer, pixels, tokens, lr, opts.gradClipNorm, regularizer && ((img, txt) => regularizer(img, txt, batch)));
+        // A short batch (skipped images) splits into as many micro-batches as it has images, at most.
+        const accum = Math.min(opts.accumFreq, batch.size);
+        result = trainStep(optimizer, pixels, tokens, lr, opts.gradClipNorm, regularizer && ((img, txt) => regularizer(img, txt, batch)), accum);
       } catch (err) {
         if (err instanceof NonFiniteLossError) {
           const where = checkpoint ?? (opts.resume ? `${opts.outDir}/model.safetensors` : null);
@@ -240,10 +269,11 @@ export async function trainClip(
       const seconds = (performance.now() - t0) / 1000;
       trainSeconds += seconds;
       stepsThisRun += 1;
+      pairsThisRun += batch.size;
       step += 1;
       const record: StepRecord = { step: step - 1, epoch, loss: result.loss, lr, logitScale: clip.logitScale.dataSync()[0], gradNorm: result.gradNorm, seconds };
       history.push(record);
-      callbacks.onStep?.({ ...record, stepsPerEpoch, totalSteps, pairsPerSecond: (stepsThisRun * opts.batchSize) / trainSeconds });
+      callbacks.onStep?.({ ...record, stepsPerEpoch, totalSteps, pairsPerSecond: pairsThisRun / trainSeconds });
 
       const endOfEpoch = step % stepsPerEpoch === 0 && step < totalSteps;
       if (endOfEpoch) {
@@ -277,7 +307,7 @@ export async function trainClip(
       model: clip,
       steps: step,
       epochs: step / stepsPerEpoch,
-      pairsPerSecond: stepsThisRun ? (stepsThisRun * opts.batchSize) / trainSeconds : 0,
+      pairsPerSecond: stepsThisRun ? pairsThisRun / trainSeconds : 0,
       trainSeconds,
       wallSeconds: (performance.now() - wallStart) / 1000,
       finalLoss: last ? last.loss : NaN,

@@ -64,7 +64,7 @@ describe("trainClip", () => {
     assert.equal(first.stopped, "stopAfterSteps");
     assert.equal(first.steps, 5);
     first.model.dispose();
-    assert.deepEqual(fs.readdirSync(dir).sort(), ["metrics.arrow", "model.safetensors", "trainer_state.safetensors"]);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["metrics.arrow", "model.safetensors", "open_clip_config.json", "trainer_state.safetensors"]);
     const second = await trainClip({ ...BASE, outDir: dir, resume: true }, {}, data);
     second.model.dispose();
     assert.deepEqual(second.history.map((h) => h.loss), whole.history.map((h) => h.loss));
