@@ -110,26 +110,44 @@ export function attend(
 }
 
 /**
- * The residual stream of a transformer, kept flat as [B*T, D] (as cliplab's `linear` does) so
- * that every projection is one Gemm with its bias; `heads4` is the shape tensor [B, T, H, hd].
+ * Self-attention on the sequence-major flat stream (q, k, v [T*B, D], as torch's
+ * MultiheadAttention): heads as [T, B*H, hd] (`seqHeads`, a shape tensor), whose batch moves are
+ * ones onnxruntime folds into its matmuls instead of copying. Returns [T*B, D].
+ */
+function attendSequenceMajor(g: GraphBuilder, q: string, k: string, v: string, width: number, heads: number, seqHeads: string, mask?: string): string {
+  const headDim = width / heads;
+  const toBatch = { perm: attr.ints([1, 0, 2]) };
+  const qh = g.node("Mul", [g.node("Transpose", [g.node("Reshape", [q, seqHeads])], toBatch), g.scalar(headDim ** -0.5)]); // [B*H, T, hd]
+  const kt = g.node("Transpose", [g.node("Reshape", [k, seqHeads])], { perm: attr.ints([1, 2, 0]) }); // [B*H, hd, T]
+  const vh = g.node("Transpose", [g.node("Reshape", [v, seqHeads])], toBatch); // [B*H, T, hd]
+  let scores = g.node("MatMul", [qh, kt]); // [B*H, T, T]
+  if (mask) scores = g.node("Add", [scores, mask]);
+  const probs = g.node("Softmax", [scores], { axis: attr.int(-1) });
+  const out = g.node("Transpose", [g.node("MatMul", [probs, vh])], toBatch); // [T, B*H, hd]
+  return g.node("Reshape", [out, g.ints([-1, width])]); // [T*B, D]
+}
+
+/**
+ * The residual stream of a transformer, kept flat and sequence-major as [T*B, D], so that every
+ * projection is one Gemm with its bias (as cliplab's `linear` flattens) and the attention heads
+ * need no copies; `seqHeads` is the shape tensor [T, -1, hd].
  */
 export interface FlatTokens {
   x: string;
-  heads4: string;
+  seqHeads: string;
 }
 
 /** torch.nn.MultiheadAttention self-attention with the fused q,k,v projection (`in_proj_*`), on [N, D]. */
 export function selfAttention(w: WeightReader, t: FlatTokens, prefix: string, width: number, heads: number, mask?: string): string {
   const qkv = gemm(w, t.x, prefix, `${prefix}.in_proj_weight`, `${prefix}.in_proj_bias`); // [N, 3D]
   const [q, k, v] = w.g.nodeN("Split", [qkv], 3, { axis: attr.int(1) }); // equal thirds
-  const shapes = { q: t.heads4, kv: t.heads4, out: w.g.ints([-1, width]) };
-  return gemm(w, attend(w.g, q, k, v, heads, width / heads, shapes, mask), `${prefix}.out_proj`); // [N, D]
+  return gemm(w, attendSequenceMajor(w.g, q, k, v, width, heads, t.seqHeads, mask), `${prefix}.out_proj`); // [N, D]
 }
 
 /** x + attn(ln_1(x)), then x + mlp(ln_2(x)), on the flat stream [N, D]. */
 export function residualBlock(w: WeightReader, t: FlatTokens, prefix: string, width: number, heads: number, act: OnnxActivation, mask?: string): string {
   return w.g.scope(prefix, () => {
-    const h = w.g.node("Add", [t.x, selfAttention(w, { x: layerNorm(w, t.x, `${prefix}.ln_1`), heads4: t.heads4 }, `${prefix}.attn`, width, heads, mask)]);
+    const h = w.g.node("Add", [t.x, selfAttention(w, { x: layerNorm(w, t.x, `${prefix}.ln_1`), seqHeads: t.seqHeads }, `${prefix}.attn`, width, heads, mask)]);
     const hidden = activate(w.g, gemm(w, layerNorm(w, h, `${prefix}.ln_2`), `${prefix}.mlp.c_fc`), act); // [N, hidden]
     return w.g.node("Add", [h, gemm(w, hidden, `${prefix}.mlp.c_proj`)]);
   });
@@ -137,13 +155,15 @@ export function residualBlock(w: WeightReader, t: FlatTokens, prefix: string, wi
 
 /**
  * OpenAI's `Transformer`: `layers` residual blocks under `prefix.resblocks.{i}`, on x [B, T, D];
- * returns [B, T, D].
+ * returns [B, T, D]. Inside, the stream is sequence-major like OpenAI's (`x.permute(1, 0, 2)`).
  */
 export function transformer(w: WeightReader, x: string, prefix: string, layers: number, width: number, heads: number, act: OnnxActivation, mask?: string): string {
   const g = w.g;
-  const bt = g.node("Shape", [x], { start: attr.int(0), end: attr.int(2) }); // [2]: B, T
-  const heads4 = g.node("Concat", [bt, g.ints([heads, width / heads])], { axis: attr.int(0) });
-  let h = g.node("Reshape", [x, g.ints([-1, width])]); // [B*T, D]
-  for (let i = 0; i < layers; i++) h = residualBlock(w, { x: h, heads4 }, `${prefix}.resblocks.${i}`, width, heads, act, mask);
-  return g.node("Reshape", [h, g.node("Concat", [bt, g.ints([width])], { axis: attr.int(0) })]); // [B, T, D]
+  const seqFirst = g.node("Transpose", [x], { perm: attr.ints([1, 0, 2]) }); // [T, B, D]
+  const tb = g.node("Shape", [seqFirst], { start: attr.int(0), end: attr.int(2) }); // [2]: T, B
+  const seqHeads = g.node("Concat", [g.node("Shape", [seqFirst], { start: attr.int(0), end: attr.int(1) }), g.ints([-1, width / heads])], { axis: attr.int(0) });
+  let h = g.node("Reshape", [seqFirst, g.ints([-1, width])]); // [T*B, D]
+  for (let i = 0; i < layers; i++) h = residualBlock(w, { x: h, seqHeads }, `${prefix}.resblocks.${i}`, width, heads, act, mask);
+  const tbd = g.node("Reshape", [h, g.node("Concat", [tb, g.ints([width])], { axis: attr.int(0) })]); // [T, B, D]
+  return g.node("Transpose", [tbd], { perm: attr.ints([1, 0, 2]) }); // [B, T, D]
 }
