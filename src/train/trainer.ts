@@ -6,13 +6,14 @@
  * every epoch (CLIP_benchmark's metric names), checkpoints that resume exactly.
  * CLIP: https://arxiv.org/abs/2103.00020; open_clip: https://github.com/mlfoundations/open_clip
  */
+import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { Clip } from "../model/clip";
 import { Batcher, type Batch } from "../data/batcher";
 import { CaptionSet } from "../data/captions";
 import { loadFashionMnist, type LabelledImages } from "../data/fashion_mnist";
 import { DatasetBatcher } from "../data/dataset_batcher";
-import type { Dataset, SkippedItem } from "../data/dataset";
+import { DataError, type Dataset, type SkippedItem } from "../data/dataset";
 import { isFashionMnist } from "../data/sources/fashion_mnist";
 import type { AugmentationCfg } from "../image/augment";
 import { modelTransform } from "../model/config";
@@ -42,6 +43,7 @@ const NO_EVAL: EvalResult = {
 };
 import {
   BenchmarkEvalRecord,
+  MODEL_FILE,
   StepRecord,
   loadRunCheckpoint,
   readStepRecords,
@@ -203,6 +205,7 @@ export async function trainClip(
     let stepsThisRun = 0;
     let pairsThisRun = 0;
     let checkpoint: string | null = null;
+    let checkpointStep = startStep;
     let stopped: TrainResult["stopped"] = totalSteps < opts.epochs * stepsPerEpoch ? "maxSteps" : "completed";
     const save = async (step: number) => {
       if (!opts.outDir) return;
@@ -213,6 +216,7 @@ export async function trainClip(
         );
       }
       checkpoint = await saveRunCheckpoint(opts.outDir, optimizer, opts, { step });
+      checkpointStep = step;
       writeStepRecords(opts.outDir, history);
       if (evals.length) writeEvalRecords(opts.outDir, evals);
       callbacks.onCheckpoint?.(checkpoint, step);
@@ -241,7 +245,17 @@ export async function trainClip(
     let step = startStep;
     while (step < totalSteps) {
       const epoch = Math.floor(step / stepsPerEpoch);
-      const batch = await batcher.batchAt(epoch, step % stepsPerEpoch);
+      let batch: Batch;
+      try {
+        batch = await batcher.batchAt(epoch, step % stepsPerEpoch);
+      } catch (err) {
+        // An unreadable image (without skipBadImages): the data layer's one-line error, plus where training can resume from.
+        if (err instanceof DataError) {
+          const where = checkpoint ?? (opts.resume ? path.join(opts.outDir!, MODEL_FILE) : null);
+          throw new DataError(err.where, `${err.message.slice(err.where.length + 2)}; ${where ? `last good checkpoint: ${where} (step ${checkpointStep})` : "no checkpoint was written"}`);
+        }
+        throw err;
+      }
       // The pipeline's workers decode the next batch while this step trains.
       if (batcher instanceof DatasetBatcher && step + 1 < totalSteps) batcher.prefetch(epoch, (step % stepsPerEpoch) + 1);
       const { ids: flat, length } = packTokens(tokenizeToIds(batch.captions, { contextLength: ctx, truncate: true }));
