@@ -5,18 +5,20 @@
  * bench/torch_peer.py; results go to bench/out/<suite>.json. Suites run one after another.
  *
  *   --only=a,b          run only these suites (default: all)
- *   --image-batch=N     encoders: images per call (default 8)
- *   --text-batch=N      encoders: texts per call (default 16; larger batches overflow the 4 GiB WASM heap, see RESULTS.md)
- *   --iters=N           encoders: timed calls per encoder (default 5)
- *   --warmup=N          encoders: untimed calls first (default 1)
- *   --budget=S          encoders: stop an encoder's timed rounds after S seconds, both sides (default 40)
- *   --quiet-wait=S      encoders: wait up to S s for other processes to go quiet before timing (default 10)
+ *   --models=a,b        inference: model presets (default ViT-B-32,RN50)
+ *   --sides=a,b         inference: tfjs, tfjs-wasm, onnx, torch, ort (default all; see bench/inference.ts)
+ *   --ort-spinning      inference: let onnxruntime's idle threads spin (its default; off here, see RESULTS.md)
+ *   --image-batch=N     inference: images per call (default 8)
+ *   --text-batch=N      inference: texts per call (default 16)
+ *   --iters=N           inference: timed rounds per encoder (default 5)
+ *   --warmup=N          inference: untimed calls first (default 1)
+ *   --budget=S          inference: stop an encoder's timed rounds after S seconds, all sides (default 60)
+ *   --quiet-wait=S      inference, train: wait up to S s for other processes to go quiet before timing (default 10)
  *   --threads=N         threads requested from tfjs WASM and given to torch (default 2)
  *   --torch-omp-wait=W  passive (default), active or inherit: OMP_WAIT_POLICY for the PyTorch peer
  *                       (an OMP_WAIT_POLICY already in the environment wins)
  *   --seed=N            model and input seed (default 0)
  *   --no-torch          skip the PyTorch peer
- *   --no-onnx           encoders: skip the onnx engine column (onnxruntime-node on the exported weights)
  *   --no-parity         skip the feature comparison on our weights
  *   --train-batches=a,b train: batch sizes (default 128,512)
  *   --train-steps=N     train: timed steps per side per configuration (default 24, in 4 alternating chunks)
@@ -29,7 +31,7 @@
  *   --umap-points=N, --umap-dim=D, --umap-epochs=E, --umap-nndescent: umap (see bench/umap.ts)
  *   --data-images=N, --data-consumer-rate=R: data (see bench/data_pipeline.ts)
  */
-import { DEFAULT_ENCODER_OPTIONS, EncoderBenchOptions, runEncoderBench } from "./encoders";
+import { ALL_SIDES, DEFAULT_INFERENCE_OPTIONS, InferenceBenchOptions, SideName, runInferenceBench } from "./inference";
 import { initBackend, shutdownBackend } from "../src/backend";
 import { BenchContext, machineInfo } from "./common";
 import { DEFAULT_TRAIN_OPTIONS, TrainBenchOptions, runTrainAccuracyBench, runTrainBench } from "./train";
@@ -47,9 +49,9 @@ interface Suite {
 
 const SUITES: Suite[] = [
   {
-    name: "encoders",
-    describe: "ViT-B-32 image and text encoder throughput, tfjs vs PyTorch",
-    run: (args, ctx) => runEncoderBench(encoderOptions(args), ctx),
+    name: "inference",
+    describe: "ViT-B-32 and RN50 image and text throughput and peak RSS: cliplab's engines, PyTorch and onnxruntime (PyTorch's export)",
+    run: (args, ctx) => runInferenceBench(inferenceOptions(args), ctx),
   },
   {
     name: "train",
@@ -127,23 +129,28 @@ function choiceArg<T extends string>(args: Map<string, string>, name: string, ch
   throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got ${JSON.stringify(raw)}`);
 }
 
-function encoderOptions(args: Map<string, string>): EncoderBenchOptions {
-  const d = DEFAULT_ENCODER_OPTIONS;
-  const iters = intArg(args, "iters", d.imageIters);
+function inferenceOptions(args: Map<string, string>): InferenceBenchOptions {
+  const d = DEFAULT_INFERENCE_OPTIONS;
+  const list = (name: string, fallback: string[]) => args.get(name)?.split(",").map((x) => x.trim()).filter(Boolean) ?? fallback;
+  const sides = list("sides", d.sides);
+  const bad = sides.filter((x) => !(ALL_SIDES as readonly string[]).includes(x));
+  if (bad.length) throw new UsageError(`--sides: unknown ${bad.join(", ")}; valid: ${ALL_SIDES.join(", ")}`);
+  // --no-torch / --no-onnx drop those sides (the old options of the encoder suite).
+  const dropped = new Set<string>([...(boolArg(args, "torch", true) ? [] : ["torch", "ort"]), ...(boolArg(args, "onnx", true) ? [] : ["onnx"])]);
   return {
     ...d,
+    models: list("models", d.models),
+    sides: sides.filter((x) => !dropped.has(x)) as SideName[],
     imageBatch: intArg(args, "image-batch", d.imageBatch),
     textBatch: intArg(args, "text-batch", d.textBatch),
-    imageIters: iters,
-    textIters: iters,
+    iters: intArg(args, "iters", d.iters),
     warmup: intArg(args, "warmup", d.warmup, 0),
     budgetSeconds: intArg(args, "budget", d.budgetSeconds),
     quietWaitSeconds: intArg(args, "quiet-wait", d.quietWaitSeconds, 0),
     torchOmpWait: choiceArg(args, "torch-omp-wait", ["passive", "active", "inherit"] as const, d.torchOmpWait),
+    ortSpinning: boolArg(args, "ort-spinning", d.ortSpinning),
     threads: intArg(args, "threads", d.threads),
     seed: intArg(args, "seed", d.seed, 0),
-    torch: boolArg(args, "torch", d.torch),
-    onnx: boolArg(args, "onnx", d.onnx),
     parity: boolArg(args, "parity", d.parity),
   };
 }
@@ -176,7 +183,7 @@ function trainOptions(args: Map<string, string>): TrainBenchOptions {
 }
 
 const KNOWN = new Set([
-  "only", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "onnx", "parity", "help",
+  "only", "models", "sides", "ort-spinning", "image-batch", "text-batch", "iters", "warmup", "budget", "quiet-wait", "torch-omp-wait", "threads", "seed", "torch", "onnx", "parity", "help",
   "train-batches", "train-steps", "train-warmup", "train-threads", "cpu-steps", "cpu-budget", "profile", "accuracy-threads",
   "umap-points", "umap-dim", "umap-epochs", "umap-nndescent",
   "data-images", "data-consumer-rate",
@@ -191,7 +198,7 @@ async function main(): Promise<void> {
     return;
   }
   for (const k of args.keys()) if (!KNOWN.has(k)) throw new UsageError(`unknown option --${k} (see bench/run.ts)`);
-  const only = args.get("only")?.split(",").filter(Boolean);
+  const only = args.get("only")?.split(",").filter(Boolean).map((n) => (n === "encoders" ? "inference" : n));
   const unknown = only?.filter((n) => !SUITES.some((s) => s.name === n)) ?? [];
   if (unknown.length) throw new UsageError(`unknown suite(s) ${unknown.join(", ")}; known: ${SUITES.map((s) => s.name).join(", ")}`);
   const selected = SUITES.filter((s) => !only || only.includes(s.name));
@@ -199,7 +206,7 @@ async function main(): Promise<void> {
   const machine = machineInfo();
   console.log(`cliplab bench: ${machine.cpuModel}, ${machine.logicalCpus} CPUs, ${machine.totalMemGb} GB, Node ${machine.node}`);
   const started = performance.now();
-  const backend = await startBackend(intArg(args, "threads", DEFAULT_ENCODER_OPTIONS.threads));
+  const backend = await startBackend(intArg(args, "threads", DEFAULT_INFERENCE_OPTIONS.threads));
   console.log(`tfjs backend: ${backend.reason}${backend.note ? `; ${backend.note}` : ""}`);
   try {
     for (const suite of selected) {

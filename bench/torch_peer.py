@@ -3,9 +3,10 @@
 
 Subcommands (one per benchmark suite; later suites add their own):
 
-  encoders  OpenAI CLIP ViT-B/32 image and text encoder throughput (float32, eval mode,
-            no autograd), optionally followed by a feature-parity check against cliplab's
-            weights and features.
+  encoders  image and text encoder throughput of an OpenAI CLIP (ViT-B/32 by default; any
+            ViT or ModifiedResNet with --model-json, e.g. RN50) (float32, eval mode, no
+            autograd), optionally followed by a feature-parity check against cliplab's
+            weights and features, and an ONNX export of the same model for onnxruntime.
   train     training of a small CLIP (ViT-Tiny-28 for bench/train.ts) on batches cliplab wrote
             to disk: steady-state step time, and the whole default recipe with zero-shot
             evaluation (`--serve` only; commands in `serve_train`).
@@ -17,6 +18,7 @@ from whatever else runs on the machine):
 
   {"cmd": "time", "kind": "image"|"text", "batch": N}  -> {"ok": true, "seconds": s, "cpu_seconds": c}
   {"cmd": "parity", "dir": path}                      -> {"ok": true, "parity": {...}}
+  {"cmd": "export_onnx", "dir": path}                 -> {"ok": true, "vision": file, "text": file, "seconds": s}
   {"cmd": "exit"}                                     -> {"ok": true, "peak_rss_mb": ...}, then exits
 
 The model is written here from the architecture description of OpenAI's CLIP
@@ -381,7 +383,7 @@ def setup(args):
     except RuntimeError:
         pass  # already set
     t0 = time.perf_counter()
-    model = Clip().eval()
+    model = (model_from_meta(json.loads(args.model_json)) if args.model_json else Clip()).eval()
     info = {
         "ok": True,
         "torch": torch.__version__,
@@ -397,17 +399,18 @@ def setup(args):
 class Inputs:
     """Random inputs per (kind, batch), made once."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, image_size=224, context_length=77, vocab_size=49408):
         self.gen = torch.Generator().manual_seed(seed)
         self.cache = {}
+        self.image_size, self.context_length, self.vocab_size = image_size, context_length, vocab_size
 
     def get(self, kind, batch):
         key = (kind, batch)
         if key not in self.cache:
             if kind == "image":
-                self.cache[key] = torch.randn(batch, 3, 224, 224, generator=self.gen)
+                self.cache[key] = torch.randn(batch, 3, self.image_size, self.image_size, generator=self.gen)
             elif kind == "text":
-                self.cache[key] = random_tokens(batch, 77, 49408, self.gen)
+                self.cache[key] = random_tokens(batch, self.context_length, self.vocab_size, self.gen)
             else:
                 raise ValueError(f"unknown kind {kind!r}")
         return self.cache[key]
@@ -417,9 +420,34 @@ def encode(model, kind, x):
     return model.encode_image(x) if kind == "image" else model.encode_text(x)
 
 
+class _Tower(nn.Module):
+    def __init__(self, model, kind):
+        super().__init__()
+        self.model, self.kind = model, kind
+
+    def forward(self, x):
+        return encode(self.model, self.kind, x)
+
+
+def export_onnx(model, directory, seed):
+    """torch.onnx.export of both encoders (opset 14, dynamic batch), the graphs onnxruntime runs in
+    bench/inference.ts; vision takes pixel_values [B, 3, S, S] float32, text input_ids [B, T] int64."""
+    os.makedirs(directory, exist_ok=True)
+    t0 = time.perf_counter()
+    inputs = Inputs(seed, model.image_size, model.context_length, model.token_embedding.num_embeddings)
+    files = {}
+    with torch.no_grad():
+        for kind, name, out in (("image", "pixel_values", "image_embeds"), ("text", "input_ids", "text_embeds")):
+            path = os.path.join(directory, f"{'vision' if kind == 'image' else 'text'}.onnx")
+            torch.onnx.export(_Tower(model, kind), inputs.get(kind, 2), path, input_names=[name], output_names=[out],
+                              dynamic_axes={name: {0: "batch"}, out: {0: "batch"}}, opset_version=14)
+            files["vision" if kind == "image" else "text"] = path
+    return {"ok": True, **files, "seconds": round(time.perf_counter() - t0, 2)}
+
+
 def run_encoders(args):
     model, out = setup(args)
-    inputs = Inputs(args.seed)
+    inputs = Inputs(args.seed, model.image_size, model.context_length, model.token_embedding.num_embeddings)
     rss_after_build = max_rss_mb()
     with no_grad_context():
         pixels, tokens = inputs.get("image", args.image_batch), inputs.get("text", args.text_batch)
@@ -445,7 +473,7 @@ def reply(obj):
 def serve(args):
     """The command loop described in the module docstring."""
     model, info = setup(args)
-    inputs = Inputs(args.seed)
+    inputs = Inputs(args.seed, model.image_size, model.context_length, model.token_embedding.num_embeddings)
     info["ready"] = True
     info["peak_rss_mb_after_build"] = max_rss_mb()
     reply(info)
@@ -466,6 +494,8 @@ def serve(args):
             elif op == "parity":
                 rss_before_parity = max_rss_mb()
                 reply({"ok": True, "parity": parity(model, cmd["dir"])})
+            elif op == "export_onnx":
+                reply(export_onnx(model, cmd["dir"], args.seed))
             elif op == "exit":
                 reply({"ok": True, "peak_rss_mb": rss_before_parity or max_rss_mb(), "peak_rss_mb_with_parity": max_rss_mb()})
                 return 0
@@ -709,7 +739,8 @@ def main(argv=None):
     e.add_argument("--budget", type=float, default=float("inf"), help="seconds of timed calls per encoder, at most")
     e.add_argument("--threads", type=int, default=2)
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--parity-dir", default=None, help="directory with meta.json written by bench/encoders.ts")
+    e.add_argument("--parity-dir", default=None, help="directory with meta.json written by bench/inference.ts")
+    e.add_argument("--model-json", default=None, help="the architecture as model_from_meta takes it (default: ViT-B/32)")
     e.add_argument("--serve", action="store_true", help="answer JSON-line commands on stdin (see the docstring)")
     t = sub.add_parser("train", help="training steps of a small CLIP (bench/train.ts); --serve only")
     t.add_argument("--threads", type=int, default=2)
