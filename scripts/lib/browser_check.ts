@@ -10,7 +10,7 @@ import { chromium, type Browser } from "playwright-core";
 
 export const CHROMIUM_PATH = process.env.CLIPLAB_CHROMIUM ?? "/usr/bin/chromium";
 
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-quic",
