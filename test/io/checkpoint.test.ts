@@ -9,7 +9,9 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint, writeHfConfig } from "../../src/io/checkpoint";
 import { openSafetensors, writeSafetensors } from "../../src/io/safetensors";
-import type { ClipConfig } from "../../src/model/config";
+import { configToJson, modelTransform, type ClipConfig } from "../../src/model/config";
+import { openClipConfigJson } from "../../src/io/checkpoint_config";
+import { clipParamSpecs } from "../../src/model/params";
 import { Clip } from "../../src/model/clip";
 import { getModelConfig } from "../../src/model/registry";
 import { fixtureImages, fixturePath, fixtureTokens, tmpDir } from "../helpers/fixtures";
@@ -206,4 +208,68 @@ describe("bad checkpoints", () => {
       assert.equal(tf.memory().numTensors, before);
     });
   }
+});
+
+describe("open_clip interop", () => {
+  const fixtures = path.join(fixturePath("open_clip"));
+  for (const file of fs.readdirSync(fixtures).filter((f) => f.endsWith(".state_dict.json"))) {
+    const preset = file.replace(".state_dict.json", "");
+    it(`${preset}: the tensors open_clip's CLIP has for our model_cfg are ours (names and shapes)`, () => {
+      const fixture = JSON.parse(fs.readFileSync(path.join(fixtures, file), "utf8")) as { model_cfg: object; state_dict: [string, number[]][] };
+      const config = getModelConfig(preset);
+      // The fixture was made from what we write today.
+      assert.deepEqual(openClipConfigJson(config).model_cfg, fixture.model_cfg);
+      const theirs = new Map(fixture.state_dict.filter(([n]) => !n.endsWith(".num_batches_tracked")));
+      const ours = new Map(clipParamSpecs(config).map((s) => [s.name, s.shape]));
+      assert.deepEqual([...ours.keys()].sort(), [...theirs.keys()].sort());
+      for (const [name, shape] of ours) assert.deepEqual(shape, theirs.get(name), name);
+    });
+  }
+
+  it("saveCheckpoint writes open_clip_config.json split into model_cfg and preprocess_cfg, and it loads back exactly", async () => {
+    for (const preset of ["RN-Tiny-32", "ViT-B-16"]) {
+      const dir = tmpDir();
+      const clip = Clip.create(preset, { seed: 1, init: "uniform" });
+      await saveCheckpoint(clip, path.join(dir, "model.safetensors"), { openClipConfig: true });
+      const oc = JSON.parse(fs.readFileSync(path.join(dir, "open_clip_config.json"), "utf8"));
+      assert.deepEqual(Object.keys(oc.model_cfg).sort(), ["embed_dim", "quick_gelu", "text_cfg", "vision_cfg"]);
+      assert.deepEqual(Object.keys(oc.preprocess_cfg).sort(), ["fill_color", "interpolation", "mean", "mode", "resize_mode", "size", "std"]);
+      // open_clip knows shortest/longest/squash: our Fashion-MNIST "pad" is exported as shortest, the exact one kept aside.
+      assert.ok(["shortest", "longest", "squash"].includes(oc.preprocess_cfg.resize_mode));
+      const { config, origin } = readCheckpointConfig(dir);
+      assert.equal(origin, "open_clip_config.json");
+      assert.deepEqual(modelTransform(config), modelTransform(clip.config));
+      assert.deepEqual(architecture(config), architecture(clip.config));
+      if (clip.config.preprocess_cfg?.resize_mode === "pad") {
+        assert.deepEqual(oc.cliplab_preprocess_cfg, clip.config.preprocess_cfg);
+        assert.deepEqual(config.preprocess_cfg, clip.config.preprocess_cfg);
+      }
+      clip.dispose();
+    }
+    await assert.rejects(saveCheckpoint(Clip.create("ViT-Tiny-28"), path.join(tmpDir(), "m.safetensors"), { naming: "hf", openClipConfig: true }), /open_clip_config\.json goes with OpenAI names/);
+  });
+
+  it("an open_clip hub folder (open_clip_config.json + open_clip_model.safetensors) loads with its model_cfg and preprocess_cfg", async () => {
+    const dir = tmpDir();
+    const clip = Clip.create("ViT-Tiny-28", { seed: 9 });
+    // open_clip's CustomTextCLIP names (`text.` prefix) in half precision, as hub folders often hold them.
+    const tensors = clip.stateDict().map((t) => ({ ...t, name: /^(visual\.|logit_scale)/.test(t.name) ? t.name : `text.${t.name}`, dtype: "F16" as const }));
+    writeSafetensors(path.join(dir, "open_clip_model.safetensors"), tensors, { format: "pt" });
+    const { preprocess_cfg: _p, ...modelCfg } = configToJson(clip.config);
+    const preprocess = { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: "bilinear", resize_mode: "squash" };
+    fs.writeFileSync(path.join(dir, "open_clip_config.json"), JSON.stringify({ model_cfg: { ...modelCfg, custom_text: true }, preprocess_cfg: preprocess }));
+    const loaded = await loadCheckpoint(dir);
+    assert.deepEqual(architecture(loaded.config), architecture(clip.config));
+    const t = modelTransform(loaded.config);
+    assert.deepEqual([t.mean, t.std, t.interpolation, t.resizeMode], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], "bilinear", "squash"]);
+    const [a, b] = [outputs(loaded, 28), outputs(clip, 28)];
+    for (let k = 0; k < 2; k++) assert.ok(a[k].every((x, i) => Math.abs(x - b[k][i]) < 2e-2 * (1 + Math.abs(b[k][i]))), "F16 weights give the same features within half precision");
+    assert.equal(readCheckpointConfig(dir).origin, "open_clip_config.json");
+    loaded.dispose();
+    clip.dispose();
+    // A folder must say which weights: open_clip's names, else its only .safetensors file.
+    const empty = tmpDir();
+    fs.writeFileSync(path.join(empty, "open_clip_pytorch_model.bin"), "pickle");
+    await assert.rejects(loadCheckpoint(empty), /^CheckpointError: .*: a folder with no \.safetensors file; expected one of open_clip_model\.safetensors, open_clip_pytorch_model\.safetensors, model\.safetensors \(PyTorch pickles such as open_clip_pytorch_model\.bin are not read/);
+  });
 });
