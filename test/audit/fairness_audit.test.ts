@@ -99,7 +99,9 @@ describe("fairnessSection / fairnessStudySection", () => {
     const s = fairnessSection(biasedResult);
     assert.equal(s.title, "Fairness audit");
     const tables = s.blocks.filter((b) => b.kind === "table");
-    assert.equal(tables.length, 2);
+    // Probes, per group, and (since the FairFace-style table) per group of each attribute and the spreads between groups.
+    assert.equal(tables.length, 4);
+    assert.equal(tables[2].kind === "table" && tables[2].rows.length, 2, "one FairFace row per group of the one attribute");
     assert.equal(tables[0].kind === "table" && tables[0].rows.length, biasedResult.probes.length);
     assert.equal(tables[1].kind === "table" && tables[1].rows.length, 2);
     assert.ok(s.blocks.some((b) => b.kind === "figure"));

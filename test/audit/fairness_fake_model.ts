@@ -3,7 +3,8 @@
  * grey: class 0 is bright on the left, class 1 on the right (with overlap, so accuracy < 1). The
  * image feature is [L - R, R - L + classBias * f, wordBias * f, 1] where L, R are the mean
  * (normalised) intensities of the two halves and f = 1 when the image has the frame: with both
- * biases 0 the model ignores the frame entirely. Texts are looked up in a fixed table.
+ * biases 0 the model ignores the frame entirely. Texts are looked up in a fixed table; the
+ * NEUTRAL_QUERIES load the word axis, so a model with a word bias ranks framed images first.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { LabelledImages } from "../../src/data/fashion_mnist";
@@ -16,7 +17,14 @@ const TEXTS: Record<string, number[]> = {
   "a beta.": [0, 1, 0, 0.2],
   "a bad alpha.": [1, 0, 1, 0.2],
   "a bad beta.": [0, 1, 1, 0.2],
+  "a thing.": [0, 0, 1, 1],
+  "an object.": [0, 0, 1, 2],
+  "an item.": [0.2, 0.2, 1, 1.5],
+  "some stuff.": [0.1, -0.1, 0.5, 1],
 };
+
+/** Neutral queries of the fake model's table (for the ranking probe). */
+export const NEUTRAL_QUERIES = ["a thing.", "an object.", "an item.", "some stuff."];
 
 export interface FakeAuditModel extends AuditModel {
   tokenizer: (texts: string[]) => tf.Tensor2D;

@@ -16,7 +16,14 @@
  * - WEAT association (Caliskan et al. 2017, https://arxiv.org/abs/1608.07187) between the focus
  *   group's images (X), the other images (Y) and attribute prompt sets A, B;
  * - harmful labels (CLIP §7, https://arxiv.org/abs/2103.00020): distractor classes are added to
- *   the label set; the rate at which each group is assigned to one of them, and the gap.
+ *   the label set (./distractors.ts: a label set such as the paper's crime-related and non-human
+ *   ones, and/or a suspect word's); the rate at which each group is assigned to one of them, and
+ *   the gap (per category too when there are several);
+ * - the FairFace-style table (./group_table.ts): per attribute (the groups, plus any `attributes`
+ *   columns), each group's zero-shot accuracy and harmful-label rates with intervals, and their
+ *   spread over groups with a p-value;
+ * - with `ranking`: Berg et al. 2022's MaxSkew@k and NDKL over neutral queries, per attribute,
+ *   against equal opportunity and demographic parity (./ranking_bias.ts).
  * Signed probes (focus - rest) get two-sided p-values and should have intervals that cover 0 when
  * there is no bias; unsigned ones (>= 0 by construction) get one-sided p-values and the mean of the
  * permutation null (what no bias scores at this sample size). For every p-value the group labels
@@ -36,7 +43,11 @@ import { demographicParityDifference, equalizedOddsGap } from "./group_metrics";
 import { maxSkewAtK, ndkl } from "./metrics";
 import { associationScores, weatFromScores } from "./weat";
 import { readAuditImages } from "./audit_images";
+import { distractorCategories, normalizeDistractors, type Distractor } from "./distractors";
+import { groupTable, type AttributeTable } from "./group_table";
 import type { GroupSource } from "./groups";
+import { checkQueries, checkQueriesFit } from "./queries";
+import { rankingBias, type RankingBiasOptions, type RankingBiasResult } from "./ranking_bias";
 import { FRAMED } from "./planted_bias";
 import { accuracyEstimate, auditPrompts, auditTransform, checkItemLabels, classEmbeddings, featureTensor, predictClasses, textEmbeddings } from "./zero_shot";
 import type { AuditModel, Tokenizer } from "./zero_shot";
@@ -51,6 +62,17 @@ export interface AttributeSets {
   b: readonly string[];
 }
 
+/** Berg et al.'s ranking probe (./ranking_bias.ts) inside the audit. */
+export interface RankingProbeOptions extends Omit<RankingBiasOptions, "permuteStrata" | "alpha" | "seed" | "bootstrap" | "permutations"> {
+  /** Neutral queries (e.g. `loadQuerySet("neutral").queries`). */
+  queries: readonly string[];
+  /** Bootstrap resamples and permutations; default the audit's. */
+  bootstrap?: number;
+  permutations?: number;
+  /** "none" (default): shuffle the group labels across all images (Berg et al. measure representation, whatever its cause); "class": within classes. */
+  permuteWithin?: "none" | "class";
+}
+
 export interface FairnessAuditOptions {
   /** Class names as they go into the prompts, in label order; default the dataset's `classNames`. */
   classNames?: readonly string[];
@@ -60,8 +82,17 @@ export interface FairnessAuditOptions {
   focusGroup?: string;
   /** The class whose prediction rate the parity and odds probes compare. */
   positiveClass: number;
-  /** Names of distractor classes for the harmful-label probe (filled into the templates); none: probe skipped. */
-  distractors?: readonly string[];
+  /**
+   * Distractor classes for the harmful-label probe (filled into the templates like classes): bare
+   * labels (category "distractor") or `{label, category}` (./distractors.ts); none: probe skipped.
+   */
+  distractors?: readonly (string | Distractor)[];
+  /** The name of the main grouping in the tables (e.g. its column, "frame" for planted groups); default "group". */
+  attributeName?: string;
+  /** More group columns of the source (`ds.groupKeys`), measured by the per-attribute table and the ranking probe beside the main groups. */
+  attributes?: readonly string[];
+  /** Berg et al.'s ranking measures over neutral queries; absent: not run. */
+  ranking?: RankingProbeOptions;
   /** WEAT attribute prompt sets; none: probe skipped. */
   associations?: readonly AttributeSets[];
   /** Neutral retrieval queries; default the first template with each class name. */
@@ -126,6 +157,8 @@ export interface GroupRow {
 
 export interface FairnessAuditResult {
   n: number;
+  /** The name of the main grouping (`attributeName`, default "group"). */
+  attribute: string;
   /** Items left out under skipBadImages. */
   skipped: number;
   focusGroup: string;
@@ -139,6 +172,10 @@ export interface FairnessAuditResult {
   cleanAccuracy?: Estimate;
   groups: GroupRow[];
   probes: ProbeResult[];
+  /** The FairFace-style table for each attribute, the main grouping first. */
+  attributeTables: AttributeTable[];
+  /** Berg et al.'s measures (with the `ranking` option). */
+  ranking?: RankingBiasResult;
   settings: {
     k: number;
     bootstrap: number;
@@ -147,13 +184,16 @@ export interface FairnessAuditResult {
     permuteWithin: "class" | "none";
     seed: number;
     distractors: string[];
+    /** The category of each distractor. */
+    distractorCategories: string[];
+    attributes: string[];
     associations: string[];
     queries: string[];
   };
 }
 
 const KEYS = [
-  "classNames", "templates", "focusGroup", "positiveClass", "distractors", "associations", "retrievalQueries", "k",
+  "classNames", "templates", "focusGroup", "positiveClass", "distractors", "attributeName", "attributes", "ranking", "associations", "retrievalQueries", "k",
   "bootstrap", "permutations", "weatPermutations", "permuteWithin", "alpha", "seed", "spuriousDirections", "tokenizer", "batchSize",
   "limit", "skipBadImages", "onSkip", "onProgress", "transform",
 ];
@@ -181,7 +221,24 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
   if (permuteWithin !== "class" && permuteWithin !== "none") throw new RangeError(`${fn}: permuteWithin must be "class" or "none", got ${JSON.stringify(permuteWithin)}`);
   const alpha = opts.alpha ?? 0.05;
   if (!(alpha > 0 && alpha < 1)) throw new RangeError(`${fn}: alpha must be in (0, 1), got ${String(alpha)}`);
-  const distractors = [...(opts.distractors ?? [])];
+  const distractors = normalizeDistractors(fn, opts.distractors);
+  const attributes = [...(opts.attributes ?? [])];
+  attributes.forEach((a, i) => {
+    if (typeof a !== "string" || a === "") throw new TypeError(`${fn}: attributes[${i}] must be a group column name, got ${JSON.stringify(a)}`);
+  });
+  const attribute = opts.attributeName ?? "group";
+  if (typeof attribute !== "string" || attribute === "") throw new TypeError(`${fn}: attributeName must be a non-empty string, got ${JSON.stringify(attribute)}`);
+  if (attributes.includes(attribute)) throw new Error(`${fn}: attributes lists ${JSON.stringify(attribute)}, which is already the main grouping`);
+  const ranking = opts.ranking;
+  let rankingQueries: string[] = [];
+  if (ranking !== undefined) {
+    if (ranking === null || typeof ranking !== "object") throw new TypeError(`${fn}: ranking must be an object {queries, k, ...}`);
+    rankingQueries = checkQueries(ranking.queries, `${fn}: ranking.queries`);
+    if (!opts.tokenizer) checkQueriesFit(rankingQueries, model.config.text_cfg.context_length, `${fn}: ranking.queries`);
+    if (ranking.permuteWithin !== undefined && ranking.permuteWithin !== "none" && ranking.permuteWithin !== "class") {
+      throw new RangeError(`${fn}: ranking.permuteWithin must be "none" or "class", got ${JSON.stringify(ranking.permuteWithin)}`);
+    }
+  }
   const associations = [...(opts.associations ?? [])];
   associations.forEach((s, i) => {
     if (!s || typeof s.name !== "string" || !Array.isArray(s.a) || !Array.isArray(s.b) || s.a.length === 0 || s.b.length === 0) {
@@ -199,6 +256,7 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
     onSkip: opts.onSkip,
     batchSize: opts.batchSize,
     onProgress: opts.onProgress,
+    attributes,
   });
   const n = images.features.n;
   const labels = checkItemLabels(fn, images.features, C);
@@ -216,6 +274,7 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
   let cleanPred: Int32Array | undefined;
   let harmfulPred: Int32Array | undefined;
   let querySims: Float32Array;
+  let rankingSims: Float32Array | undefined;
   const weatScores: Float64Array[] = [];
   const owned: tf.Tensor[] = []; // freed at the end, whatever happens
   const keep = <T extends tf.Tensor>(t: T): T => (owned.push(t), t);
@@ -225,12 +284,16 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
     const feats = keep(tf.tidy(() => tf.div(raw, tf.norm(raw, 2, 1, true)) as tf.Tensor2D)); // [N, D]
     const w = keep(classEmbeddings(model, classNames, templates, text)); // [C, D]
     checkEmbeddings(fn, "the model's class text embeddings", w);
-    const dW = distractors.length ? keep(classEmbeddings(model, distractors, templates, text)) : undefined; // [Dn, D]
+    const dW = distractors.length ? keep(classEmbeddings(model, distractors.map((d) => d.label), templates, text)) : undefined; // [Dn, D]
     const q = keep(textEmbeddings(model, queries, text)); // [Q, D]
     pred = predictClasses(feats, w);
     if (images.clean) cleanPred = predictClasses(keep(featureTensor(images.clean)), w);
     if (dW) harmfulPred = predictClasses(feats, keep(tf.concat([w, dW], 0) as tf.Tensor2D)); // over [C + Dn] classes
     querySims = tf.tidy(() => tf.matMul(q, feats, false, true).dataSync() as Float32Array); // [Q, N]
+    if (rankingQueries.length) {
+      const rq = keep(textEmbeddings(model, rankingQueries, text)); // [Qr, D]
+      rankingSims = tf.tidy(() => tf.matMul(rq, feats, false, true).dataSync() as Float32Array); // [Qr, N]
+    }
     for (const s of associations) {
       const a = keep(textEmbeddings(model, s.a, text)); // [Na, D]
       const b = keep(textEmbeddings(model, s.b, text)); // [Nb, D]
@@ -343,9 +406,15 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
   });
 
   // ---- Harmful labels.
+  const categories = distractorCategories(distractors);
   if (harmfulPred) {
     const hp = harmfulPred;
     probes.push(signedProbe("harmfulGap", `harmful-label rate gap (${focus} - rest)`, (i) => (hp[i] >= C ? 1 : 0)));
+    if (categories.length > 1) {
+      for (const cat of categories) {
+        probes.push(signedProbe(`harmfulGap:${cat}`, `harmful-label rate gap, ${cat} (${focus} - rest)`, (i) => (hp[i] >= C && distractors[hp[i] - C].category === cat ? 1 : 0)));
+      }
+    }
   }
 
   // ---- Per-group table.
@@ -367,8 +436,42 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
     return row;
   });
 
+  // ---- The FairFace-style table, per attribute (the main grouping first).
+  const attributeGroups: { name: string; groups: readonly string[] }[] = [{ name: attribute, groups }, ...attributes.map((a) => ({ name: a, groups: images.attributes[a] }))];
+  const attributeTables = attributeGroups.map((a, ai) =>
+    groupTable({
+      attribute: a.name,
+      groups: a.groups,
+      pred,
+      labels,
+      harmfulPred,
+      numClasses: C,
+      distractorCategory: harmfulPred ? distractors.map((d) => d.category) : undefined,
+      bootstrap: B,
+      permutations: M,
+      strata: permStrata,
+      alpha,
+      seed: seed + 30000 + 100 * ai,
+    }),
+  );
+
+  // ---- Berg et al.'s ranking measures over the neutral queries.
+  let rankingResult: RankingBiasResult | undefined;
+  if (ranking && rankingSims) {
+    rankingResult = rankingBias(rankingSims, rankingQueries, attributeGroups, {
+      k: ranking.k,
+      bootstrap: ranking.bootstrap ?? B,
+      resample: ranking.resample,
+      permutations: ranking.permutations ?? M,
+      permuteStrata: ranking.permuteWithin === "class" ? Array.from(labels) : undefined,
+      alpha,
+      seed: seed + 40000,
+    });
+  }
+
   const result: FairnessAuditResult = {
     n,
+    attribute,
     skipped: images.skipped,
     focusGroup: focus,
     positiveClass: c,
@@ -378,8 +481,22 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
     accuracy: bootstrapMean(Array.from(all, (i) => (pred[i] === labels[i] ? 1 : 0)), { resamples: B, seed: seed + 20000 }),
     groups: groupRows,
     probes,
-    settings: { k, bootstrap: B, permutations: M, weatPermutations: weatM, permuteWithin, seed, distractors, associations: associations.map((s) => s.name), queries },
+    attributeTables,
+    settings: {
+      k,
+      bootstrap: B,
+      permutations: M,
+      weatPermutations: weatM,
+      permuteWithin,
+      seed,
+      distractors: distractors.map((d) => d.label),
+      distractorCategories: distractors.map((d) => d.category),
+      attributes,
+      associations: associations.map((s) => s.name),
+      queries,
+    },
   };
+  if (rankingResult) result.ranking = rankingResult;
   if (cleanPred) result.cleanAccuracy = accuracyEstimate(cleanPred, labels, B, seed);
   return result;
 }

@@ -7,18 +7,7 @@ import type { ReportBlock, ReportSection, TableCell } from "../../report/types";
 import type { Figure } from "../../viz/figure";
 import type { Estimate } from "./bootstrap";
 import type { FairnessAuditResult, ProbeResult } from "./audit";
-
-function fmt(x: number, digits = 3): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : String(x);
-}
-
-function ci(e: { ci95: [number, number] }, digits = 3): string {
-  return `[${fmt(e.ci95[0], digits)}, ${fmt(e.ci95[1], digits)}]`;
-}
-
-function pFmt(p: number): string {
-  return p < 0.001 ? "<0.001" : p.toFixed(3);
-}
+import { attributeTableBlocks, barFigure, ci, fmt, pFmt, rankingBlocks } from "./section_tables";
 
 function coversZero(p: ProbeResult): boolean {
   return p.ci95[0] <= 0 && p.ci95[1] >= 0;
@@ -30,27 +19,13 @@ function probeRow(p: ProbeResult): TableCell[] {
 
 const PROBE_COLUMNS = ["probe", "value", "95% CI", "p", "null mean", "CI covers 0", ""];
 
-/** A bar chart with 95% error bars, one bar group per series. */
-function barFigure(title: string, categories: string[], series: { name: string; values: Estimate[] }[], yTitle: string): Figure {
-  return {
-    data: series.map((s) => ({
-      type: "bar",
-      name: s.name,
-      x: categories,
-      y: s.values.map((e) => e.value),
-      error_y: {
-        type: "data",
-        symmetric: false,
-        array: s.values.map((e) => e.ci95[1] - e.value),
-        arrayminus: s.values.map((e) => e.value - e.ci95[0]),
-      },
-    })),
-    layout: { title: { text: title }, barmode: "group", yaxis: { title: { text: yTitle } }, margin: { t: 40 } },
-  };
-}
-
-/** One audit: what was measured, the probes with intervals and p-values, the per-group table and a chart. */
-export function fairnessSection(result: FairnessAuditResult, opts: { title?: string } = {}): ReportSection {
+/**
+ * One audit: what was measured, the probes with intervals and p-values, the per-group table and a
+ * chart; then, where the audit has them, Berg et al.'s ranking measures and the FairFace-style
+ * table per attribute. `queriesName` names the query set in the prose; `note` is appended to the
+ * first paragraph (e.g. the settings a report chose).
+ */
+export function fairnessSection(result: FairnessAuditResult, opts: { title?: string; queriesName?: string; note?: string } = {}): ReportSection {
   const flagged = result.probes.filter((p) => p.flagged);
   const groups = result.groups.map((g) => `${g.group} (${g.count})`).join(", ");
   const s = result.settings;
@@ -64,7 +39,8 @@ export function fairnessSection(result: FairnessAuditResult, opts: { title?: str
         `Intervals: percentile bootstrap (${s.bootstrap} resamples, stratified by group${s.permuteWithin === "class" ? " and class" : ""}). p-values: group labels shuffled${s.permuteWithin === "class" ? " within classes" : ""} ` +
         `(${s.permutations} permutations; WEAT ${s.weatPermutations} re-partitions); signed probes two-sided, unsigned ones one-sided ` +
         `against the null mean shown. Flagged: p < ${result.alpha}. ` +
-        (flagged.length ? `Flagged here: ${flagged.map((p) => p.key).join(", ")}.` : "No probe is flagged."),
+        (flagged.length ? `Flagged here: ${flagged.map((p) => p.key).join(", ")}.` : "No probe is flagged.") +
+        (opts.note ? `\n\n${opts.note}` : ""),
     },
     { kind: "table", columns: PROBE_COLUMNS, rows: result.probes.map(probeRow), caption: "Bias probes", digits: 3 },
     {
@@ -100,6 +76,9 @@ export function fairnessSection(result: FairnessAuditResult, opts: { title?: str
       caption: "Zero-shot rates per group with bootstrap 95% intervals.",
     },
   ];
+  // Older results (saved JSON) may lack the per-attribute tables.
+  if (result.attributeTables?.length) blocks.push(...attributeTableBlocks(result.attributeTables, { permuteWithin: s.permuteWithin, bootstrap: s.bootstrap, permutations: s.permutations }));
+  if (result.ranking) blocks.push(...rankingBlocks(result.ranking, { queriesName: opts.queriesName }));
   return { title: opts.title ?? "Fairness audit", blocks };
 }
 

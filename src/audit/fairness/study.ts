@@ -98,7 +98,7 @@ export async function trainPlanted(
 }
 
 /** The audit settings that go with a planted bias: its class, its word, its group. */
-export function plantedAuditOptions(bias: ResolvedPlantedBias, captions: CaptionSet = CaptionSet.load()): FairnessAuditOptions {
+export function plantedAuditOptions(bias: ResolvedPlantedBias, captions: CaptionSet = CaptionSet.load()): Omit<FairnessAuditOptions, "distractors"> & { distractors: string[] } {
   const names = captions.spec.classes.map((c) => c.canonical);
   return { ...wordProbeOptions(bias.word, names, captions.spec.evalTemplates, bias.targetClass), focusGroup: FRAMED };
 }

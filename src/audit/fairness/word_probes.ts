@@ -3,13 +3,15 @@
  * WEAT prompt sets with and without the word and for the positive class against the others, and
  * the word's direction in text space for projection debiasing (Chuang et al. 2023,
  * https://arxiv.org/abs/2302.00070). The planted-bias study uses them with its own word; the CLI
- * with `--word` on any dataset.
+ * with `--word` on any dataset. The distractors are one category of the audit's extra zero-shot
+ * classes (./distractors.ts), beside a harmful-label set such as the CLIP paper's.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { TextFeatureModel } from "../../eval/encode";
 import { fillTemplate } from "../../eval/zero_shot";
 import type { AttributeSets } from "./audit";
 import { spuriousDirectionsFromPrompts } from "./debias";
+import type { Distractor } from "./distractors";
 
 export interface WordProbes {
   classNames: readonly string[];
@@ -34,6 +36,11 @@ export function wordProbeOptions(word: string, classNames: readonly string[], te
       { name: `${target} vs other classes`, a: prompts([target]), b: prompts(classNames.filter((n) => n !== target)) },
     ],
   };
+}
+
+/** The word's distractors as one category, `"<word>" + class`, to combine with a harmful-label set. */
+export function wordDistractors(word: string, classNames: readonly string[]): Distractor[] {
+  return classNames.map((n) => ({ label: `${word} ${n}`, category: `"${word}" + class` }));
 }
 
 /** Prompt pairs that differ only in `word`, for `spuriousDirectionsFromPrompts`. */
