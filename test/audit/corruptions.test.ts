@@ -1,12 +1,16 @@
 /**
- * Corruptions on RGB images of any size: identity at severity 0, monotone in severity (at 28 and
- * 64 px), seeded per image (batch by batch = whole), the blur scaled with the side, in range,
- * one-line errors.
+ * The corruption registry and cliplab's own set ("cliplab/..." ids) on RGB images of any size:
+ * identity at severity 0, monotone in severity (at 28 and 64 px), seeded per image (batch by
+ * batch = whole), the blur scaled with the side, in range, sets and names resolved, one-line
+ * errors. ImageNet-C's corruptions: corruptions_imagenet_c.test.ts; their toolkit:
+ * corruptions_toolkit.test.ts.
  */
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { REFERENCE_SIDE, corrupt, corruptionSpecs, jpegQuantTable, listCorruptions, type Severity } from "../../src/audit/robustness/corruptions";
+import {
+  CORRUPTION_SETS, DEFAULT_CORRUPTION_SET, REFERENCE_SIDE, corrupt, corruptionSpecs, jpegQuantTable, listCorruptionSets, listCorruptions, resolveCorruptions, type Severity,
+} from "../../src/audit/robustness/corruptions";
 import { loadFashionMnist } from "../../src/data/fashion_mnist";
 import { assertThrowsOneLine } from "../helpers/errors";
 import { useTestBackend } from "../eval/fake_clip";
@@ -40,12 +44,42 @@ function meanAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))).dataSync()[0]);
 }
 
-describe("corrupt", () => {
-  it("lists the ten kinds of the issue (crop and occlusion separately)", () => {
-    assert.deepEqual(listCorruptions(), [
-      "gaussian_noise", "shot_noise", "blur", "contrast", "brightness", "pixelate", "jpeg", "crop", "occlusion", "rotation", "translation",
+const CLIPLAB = listCorruptions("cliplab");
+
+describe("corruption registry", () => {
+  it("three sets: ImageNet-C's 15 (the default), its 4 extras, cliplab's 11; every corruption has 5 severities", () => {
+    assert.deepEqual([...CORRUPTION_SETS], ["imagenet-c", "imagenet-c-extra", "cliplab"]);
+    assert.equal(DEFAULT_CORRUPTION_SET, "imagenet-c");
+    assert.deepEqual(listCorruptions("imagenet-c"), [
+      "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+      "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
     ]);
-    for (const spec of corruptionSpecs()) assert.equal(spec.severities.length, 5, spec.name);
+    assert.deepEqual(listCorruptions("imagenet-c-extra"), ["speckle_noise", "gaussian_blur", "spatter", "saturate"]);
+    assert.equal(listCorruptions().length, 30);
+    assert.deepEqual(listCorruptionSets().map((s) => [s.name, s.corruptions.length]), [["imagenet-c", 15], ["imagenet-c-extra", 4], ["cliplab", 11]]);
+    for (const spec of corruptionSpecs()) {
+      assert.equal(spec.severities.length, 5, spec.name);
+      assert.ok(spec.scaling.length > 0 && spec.parameter.length > 0, spec.name);
+      if (spec.parameterNames) for (const p of spec.severities) assert.equal((p as number[]).length, spec.parameterNames.length, spec.name);
+    }
+  });
+
+  it("resolves sets and names (comma lists as --corruptions takes them), in order, without duplicates", () => {
+    assert.deepEqual(resolveCorruptions("imagenet-c"), listCorruptions("imagenet-c"));
+    assert.deepEqual(resolveCorruptions("fog,imagenet-c-extra,fog, cliplab/blur"), ["fog", "speckle_noise", "gaussian_blur", "spatter", "saturate", "cliplab/blur"]);
+    assert.deepEqual(resolveCorruptions(["cliplab", "gaussian_noise"]), [...CLIPLAB, "gaussian_noise"]);
+    assertThrowsOneLine(() => resolveCorruptions("imagenet-d"), /^resolveCorruptions: unknown corruption "imagenet-d"; valid names: gaussian_noise, .* \(or a set: imagenet-c, imagenet-c-extra, cliplab\)$/);
+    assertThrowsOneLine(() => resolveCorruptions(" , "), /^resolveCorruptions: no corruptions given; name a set \(imagenet-c, imagenet-c-extra, cliplab\) or corruptions$/);
+    assertThrowsOneLine(() => listCorruptions("nope" as never), /^listCorruptions: unknown corruption set "nope"; valid sets: imagenet-c, imagenet-c-extra, cliplab$/);
+  });
+});
+
+describe("corrupt (the cliplab set)", () => {
+  it("lists the ten kinds of the issue (crop and occlusion separately), prefixed cliplab/", () => {
+    assert.deepEqual(CLIPLAB, [
+      "gaussian_noise", "shot_noise", "blur", "contrast", "brightness", "pixelate", "jpeg", "crop", "occlusion", "rotation", "translation",
+    ].map((n) => `cliplab/${n}`));
+    for (const spec of corruptionSpecs("cliplab")) assert.equal(spec.severities.length, 5, spec.name);
   });
 
   it("severity 0 is an exact copy, for every corruption", () => {
@@ -63,7 +97,7 @@ describe("corrupt", () => {
   for (const size of [28, 64]) {
   it(`stronger severity changes the images more (mean |y - x| strictly increasing), values stay in [0, 1], at ${size} px RGB`, () => {
     const x = realImages(size);
-    for (const name of listCorruptions()) {
+    for (const name of CLIPLAB) {
       const distances: number[] = [];
       for (const s of [1, 2, 3, 4, 5] as Severity[]) {
         const y = corrupt(x, name, s, 0);
@@ -82,7 +116,7 @@ describe("corrupt", () => {
 
   it("is seeded per image: corrupting batch by batch (firstIndex = the batch's start) equals corrupting the whole set", () => {
     const x = realImages();
-    for (const name of ["gaussian_noise", "shot_noise", "crop", "occlusion", "rotation", "translation", "blur", "jpeg"]) {
+    for (const name of ["gaussian_noise", "shot_noise", "crop", "occlusion", "rotation", "translation", "blur", "jpeg"].map((n) => `cliplab/${n}`)) {
       const whole = corrupt(x, name, 4, 9);
       const parts = [0, 5, 11].map((s, i, starts) => {
         const end = starts[i + 1] ?? 16;
@@ -96,7 +130,7 @@ describe("corrupt", () => {
       // Without the offset the second batch repeats the first images' draws instead.
       const second = tf.slice(x, [5, 0, 0, 0], [6, -1, -1, -1]) as tf.Tensor4D;
       const wrong = corrupt(second, name, 4, 9);
-      if (["gaussian_noise", "shot_noise", "crop", "occlusion", "rotation", "translation"].includes(name)) {
+      if (["gaussian_noise", "shot_noise", "crop", "occlusion", "rotation", "translation"].map((n) => `cliplab/${n}`).includes(name)) {
         assert.notDeepEqual(wrong.dataSync(), parts[1].dataSync(), `${name}: firstIndex changes the draws`);
       }
       tf.dispose([whole, joined, second, wrong, ...parts]);
@@ -109,22 +143,22 @@ describe("corrupt", () => {
     const x28 = realImages();
     const x56 = upscale(x28, 2);
     for (const s of [3, 5] as Severity[]) {
-      const b28 = corrupt(x28, "blur", s, 0);
+      const b28 = corrupt(x28, "cliplab/blur", s, 0);
       const b28up = upscale(b28, 2);
-      const b56 = corrupt(x56, "blur", s, 0);
+      const b56 = corrupt(x56, "cliplab/blur", s, 0);
       const scaledGap = meanAbsDiff(b56, b28up);
       const blurAmount = meanAbsDiff(b28up, x56);
       assert.ok(scaledGap < 0.35 * blurAmount, `severity ${s}: |blur56 - up(blur28)| = ${scaledGap.toFixed(4)}, blur itself ${blurAmount.toFixed(4)}`);
       tf.dispose([b28, b28up, b56]);
     }
-    const spec = corruptionSpecs().find((c) => c.name === "blur")!;
+    const spec = corruptionSpecs().find((c) => c.name === "cliplab/blur")!;
     assert.match(spec.parameter, /28 px image \(applied as sigma \* side \/ 28\)/);
     tf.dispose([x28, x56]);
   });
 
   it("is seeded: the same seed repeats, another seed differs for the random corruptions", () => {
     const x = realImages();
-    for (const name of ["gaussian_noise", "shot_noise", "crop", "occlusion", "rotation", "translation"]) {
+    for (const name of [...["gaussian_noise", "shot_noise", "crop", "occlusion", "rotation", "translation"].map((n) => `cliplab/${n}`), "impulse_noise", "glass_blur"]) {
       const a = corrupt(x, name, 3, 5);
       const b = corrupt(x, name, 3, 5);
       const c = corrupt(x, name, 3, 6);
@@ -135,12 +169,13 @@ describe("corrupt", () => {
     x.dispose();
   });
 
-  it("works on non-square RGB images and leaks no tensor", () => {
-    const x = tf.tidy(() => tf.slice(realImages(40), [0, 0, 0, 0], [-1, 40, 33, -1]) as tf.Tensor4D); // [16, 40, 33, 3]
+  it("works on non-square RGB images and leaks no tensor, for every corruption of every set", () => {
+    // 4 images (the layers of ImageNet-C's weather are drawn on a 224 px grid per image).
+    const x = tf.tidy(() => tf.slice(realImages(40), [0, 0, 0, 0], [4, 40, 33, -1]) as tf.Tensor4D); // [4, 40, 33, 3]
     const start = tf.memory().numTensors;
     for (const name of listCorruptions()) {
       const y = corrupt(x, name, 2, 1);
-      assert.deepEqual(y.shape, [16, 40, 33, 3]);
+      assert.deepEqual(y.shape, [4, 40, 33, 3]);
       assert.ok(meanAbsDiff(x, y) > 0, name);
       y.dispose();
     }
@@ -157,7 +192,7 @@ describe("corrupt", () => {
     const flat = new Float32Array(256 * 3);
     for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) for (let k = 0; k < 3; k++) flat[(y * 16 + x) * 3 + k] = colours[(y >> 3) * 2 + (x >> 3)][k] / 255;
     const img = tf.tensor4d(flat, [1, 16, 16, 3]);
-    const y = corrupt(img, "jpeg", 5, 0);
+    const y = corrupt(img, "cliplab/jpeg", 5, 0);
     const got = y.dataSync();
     for (let i = 0; i < flat.length; i++) assert.ok(Math.abs(got[i] - flat[i]) <= 8 / 255, `value ${i}: ${got[i] * 255} vs ${flat[i] * 255}`);
     tf.dispose([img, y]);
@@ -165,18 +200,19 @@ describe("corrupt", () => {
 
   it("rejects bad input with one line naming the argument", () => {
     const x = tf.zeros([1, 4, 4, 3]) as tf.Tensor4D;
-    assertThrowsOneLine(() => corrupt(x, "fog", 1), /unknown corruption "fog"; valid names: gaussian_noise, shot_noise, .*translation$/);
-    assertThrowsOneLine(() => corrupt(x, "blur", 6 as Severity), /severity must be an integer 0-5.*got 6/);
-    assertThrowsOneLine(() => corrupt(x, "blur", -1 as Severity), /severity must be an integer 0-5/);
-    assertThrowsOneLine(() => corrupt(x, "blur", 1.5 as Severity), /severity must be an integer 0-5/);
-    assertThrowsOneLine(() => corrupt(x, "blur", 1, -2), /seed must be a non-negative integer/);
-    assertThrowsOneLine(() => corrupt(x, "blur", 1, 0, -1), /^corrupt: firstIndex must be an integer >= 0, got -1$/);
+    assertThrowsOneLine(() => corrupt(x, "fogg", 1), /unknown corruption "fogg"; valid names: gaussian_noise, shot_noise, .*cliplab\/translation \(or a set: imagenet-c, imagenet-c-extra, cliplab\)$/);
+    assertThrowsOneLine(() => corrupt(x, "blur", 1), /unknown corruption "blur"; valid names: .*cliplab\/blur/);
+    assertThrowsOneLine(() => corrupt(x, "cliplab/blur", 6 as Severity), /severity must be an integer 0-5.*got 6/);
+    assertThrowsOneLine(() => corrupt(x, "cliplab/blur", -1 as Severity), /severity must be an integer 0-5/);
+    assertThrowsOneLine(() => corrupt(x, "fog", 1.5 as Severity), /severity must be an integer 0-5/);
+    assertThrowsOneLine(() => corrupt(x, "cliplab/blur", 1, -2), /seed must be a non-negative integer/);
+    assertThrowsOneLine(() => corrupt(x, "snow", 1, 0, -1), /^corrupt: firstIndex must be an integer >= 0, got -1$/);
     const big = tf.fill([1, 2, 2, 3], 255) as tf.Tensor4D;
-    assertThrowsOneLine(() => corrupt(big, "blur", 1), /images01 must hold values in \[0, 1\].*found 255/);
+    assertThrowsOneLine(() => corrupt(big, "cliplab/blur", 1), /images01 must hold values in \[0, 1\].*found 255/);
     const r3 = tf.zeros([4, 4, 1]);
-    assertThrowsOneLine(() => corrupt(r3 as unknown as tf.Tensor4D, "blur", 1), /images01 must be a non-empty \[B, H, W, C\] tensor, got shape \[4, 4, 1\]/);
+    assertThrowsOneLine(() => corrupt(r3 as unknown as tf.Tensor4D, "cliplab/blur", 1), /images01 must be a non-empty \[B, H, W, C\] tensor, got shape \[4, 4, 1\]/);
     const grey = tf.zeros([2, 4, 4, 1]) as tf.Tensor4D;
-    assertThrowsOneLine(() => corrupt(grey, "blur", 1), /^corrupt: images01 must be RGB \[B, H, W, 3\], got shape \[2, 4, 4, 1\]/);
+    assertThrowsOneLine(() => corrupt(grey, "frost", 1), /^corrupt: images01 must be RGB \[B, H, W, 3\], got shape \[2, 4, 4, 1\]/);
     tf.dispose([x, big, r3, grey]);
   });
 });

@@ -3,7 +3,7 @@
  * in [0, 1], area-averaged down to at most PREVIEW_SIDE pixels a side so a 224 px audit's JSON
  * stays small. Area averaging keeps an L-inf bound: every averaged difference is within it.
  */
-import { areaResize } from "./corruptions";
+import { areaResize } from "../../image/planes";
 
 /** Largest side of a kept image. */
 export const PREVIEW_SIDE = 96;
