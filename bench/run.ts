@@ -55,7 +55,7 @@ const SUITES: Suite[] = [
   },
   {
     name: "train",
-    describe: "training throughput of the default recipe (TRAIN_DEFAULTS: RN-Micro-32), tfjs WASM 1/2 threads and cpu vs PyTorch",
+    describe: "training throughput of the default recipe (TRAIN_DEFAULTS: RN-Micro-32), tfjs WASM + native kernels 1/2 threads, XNNPACK only, and cpu vs PyTorch",
     run: (args, ctx) => runTrainBench(trainOptions(args), ctx),
   },
   {

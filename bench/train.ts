@@ -180,9 +180,13 @@ class Session {
   }
 }
 
-function startWorker(backend: "wasm" | "cpu", threads: number, seed: number): Promise<Session> {
+/** `native`: WASM with the native BLAS and fused kernels (where they load); `xnnpack`: WASM kernels only. */
+type WasmKernels = "native" | "xnnpack";
+
+function startWorker(backend: "wasm" | "cpu", threads: number, seed: number, kernels: WasmKernels = "native"): Promise<Session> {
   const worker = path.join(BENCH_DIR, "train_worker.ts");
-  return Session.start(`tfjs ${backend}${backend === "wasm" ? ` ${threads}t` : ""}`, process.execPath, ["--import", "tsx", worker, `--backend=${backend}`, `--threads=${threads}`, `--seed=${seed}`], process.env);
+  const label = `tfjs ${backend}${backend === "wasm" ? `${kernels === "xnnpack" ? " (XNNPACK)" : ""} ${threads}t` : ""}`;
+  return Session.start(label, process.execPath, ["--import", "tsx", worker, `--backend=${backend}`, `--threads=${threads}`, `--seed=${seed}`, `--blas=${kernels === "native" ? 1 : 0}`], process.env);
 }
 
 function torchEnv(opts: TrainBenchOptions): NodeJS.ProcessEnv {
@@ -497,10 +501,15 @@ export async function runTrainBench(opts: TrainBenchOptions, ctx: BenchContext):
   try {
     const { tokenStats } = await writeThroughputData(dir, opts);
     log(`data: ${opts.batches.map((b) => `batch ${b}: ${tokenStats[b].meanTokens} tokens per caption (${tokenStats[b].minTokens}-${tokenStats[b].maxTokens}), rows cut to ${tokenStats[b].meanPackedLength}`).join("; ")}`);
-    for (const threads of opts.threads) {
-      const tfjs = await startWorker("wasm", threads, opts.seed);
-      const note = tfjs.info.backend.threads !== threads ? `WASM started with ${tfjs.info.backend.threads} threads, not ${threads}` : undefined;
+    // Every thread count with the native kernels; the XNNPACK-only baseline at the first count.
+    const runs = opts.threads.flatMap((threads, i) => (i === 0 ? [[threads, "native"], [threads, "xnnpack"]] : [[threads, "native"]]) as [number, WasmKernels][]);
+    for (const [threads, kernels] of runs) {
+      const tfjs = await startWorker("wasm", threads, opts.seed, kernels);
+      const info = tfjs.info.backend;
+      const config = `WASM${kernels === "xnnpack" ? " (XNNPACK only)" : info.blas ? " + native" : ""} ${threads}t`;
+      const note = info.threads !== threads ? `WASM started with ${info.threads} threads, not ${threads}` : undefined;
       if (note) log(`note: ${note}`);
+      if (kernels === "native") log(`${config}: ${info.reason}`);
       let torch: Session | undefined;
       try {
         if (probe.ok) {
@@ -514,7 +523,7 @@ export async function runTrainBench(opts: TrainBenchOptions, ctx: BenchContext):
         for (const batch of opts.batches) {
           const r = await measurePair(batch, dir, tfjs, torch, opts, log);
           const row: ThroughputRow = {
-            config: `WASM ${threads}t`,
+            config,
             backend: "wasm",
             threads,
             batch,
@@ -525,11 +534,11 @@ export async function runTrainBench(opts: TrainBenchOptions, ctx: BenchContext):
           };
           rows.push(row);
           log(
-            `wasm ${threads}t batch ${batch}: tfjs ${fmt(r.tfjs.pairsPerSecMedian, 0)} pairs/s, torch ${fmt(r.torch?.pairsPerSecMedian, 0)} pairs/s, ` +
+            `${config} batch ${batch}: tfjs ${fmt(r.tfjs.pairsPerSecMedian, 0)} pairs/s, torch ${fmt(r.torch?.pairsPerSecMedian, 0)} pairs/s, ` +
               `ratio ${fmt(row.ratio, 3)}x; others' CPUs ${fmt(r.tfjs.othersCpus)}/${fmt(r.torch?.othersCpus)}`,
           );
         }
-        if (opts.profile && threads === 1) {
+        if (opts.profile && threads === 1 && kernels === "native") {
           for (const batch of opts.batches) {
             await tfjs.request({ cmd: "load", dir, batch });
             await tfjs.request({ cmd: "steps", n: 2, lr: TRAIN_DEFAULTS.lr });
@@ -538,16 +547,16 @@ export async function runTrainBench(opts: TrainBenchOptions, ctx: BenchContext):
         }
       } finally {
         const t = await tfjs.close();
-        if (t) peaks[`tfjs wasm ${threads}t`] = round2(t.peak_rss_mb);
+        if (t) peaks[`tfjs ${config}`] = round2(t.peak_rss_mb);
         const p = await torch?.close();
-        if (p) peaks[`torch ${threads}t`] = round2(p.peak_rss_mb);
+        if (p) peaks[`torch ${threads}t`] = Math.max(peaks[`torch ${threads}t`] ?? 0, round2(p.peak_rss_mb));
       }
     }
     if (opts.cpuSteps > 0) {
       // The pure-JS backend is two orders of magnitude slower: steps are timed one at a time
       // within a budget, and a step that does not finish in it is reported as a bound.
       const batch = TRAIN_DEFAULTS.batchSize;
-      const torch1 = rows.find((r) => r.threads === 1 && r.batch === batch)?.torch;
+      const torch1 = rows.find((r) => r.threads === 1 && r.batch === batch && r.torch)?.torch;
       const tfjs = await startWorker("cpu", 1, opts.seed);
       const seconds: number[] = [];
       const losses: number[] = [];

@@ -1,6 +1,7 @@
 /**
  * The tfjs side of bench/train.ts, one backend per process (tfjs backends and WASM thread counts
- * are process-global): `node --import tsx bench/train_worker.ts --backend=wasm|cpu --threads=N`.
+ * are process-global): `node --import tsx bench/train_worker.ts --backend=wasm|cpu --threads=N [--blas=0]`
+ * (--blas=0: WASM without the native BLAS and fused kernels).
  *
  * Like `torch_peer.py train --serve`, it answers one JSON-line command at a time on stdin, so the
  * driver can alternate tfjs and PyTorch work (never concurrently). Replies go to stdout, one JSON
@@ -237,14 +238,16 @@ function zeroShotTop1(clip: Clip, test: ReturnType<typeof loadFashionMnist>, cap
 async function main(): Promise<void> {
   const backend = arg("backend", "wasm") as BackendName;
   const threads = Number(arg("threads", "1"));
+  // --blas=0: the WASM (XNNPACK) kernels only, without the native BLAS and fused kernels.
+  const blas = arg("blas", "1") !== "0";
   let choice;
   try {
-    choice = await initBackend({ prefer: backend, threads });
+    choice = await initBackend({ prefer: backend, threads, blas });
   } catch (err) {
     reply({ ok: false, error: `tfjs backend ${backend} (${threads} threads): ${err instanceof Error ? err.message : String(err)}` });
     return;
   }
-  reply({ ok: true, ready: true, backend: { name: choice.name, threads: choice.threads, simd: choice.simd, reason: choice.reason } });
+  reply({ ok: true, ready: true, backend: { name: choice.name, threads: choice.threads, simd: choice.simd, reason: choice.reason, blas: choice.blas ?? null, fused: choice.fused ?? null } });
   const lines = (await import("node:readline")).createInterface({ input: process.stdin });
   for await (const line of lines) {
     if (!line.trim()) continue;

@@ -5,9 +5,12 @@
  *
  * Where it looks, first that loads and computes correctly wins:
  *   - `CLIPLAB_BLAS=/path/to/lib` (any library exporting cblas_sgemm) or `CLIPLAB_BLAS=off`;
- *   - Linux: Debian/Ubuntu's OpenBLAS builds (`libopenblas0-pthread` before `libopenblas0-openmp`,
- *     under /usr/lib/<multiarch>/openblas-{pthread,openmp}/), then `libopenblas.so.0` from the
- *     loader's search path (Fedora, Arch, a conda env on LD_LIBRARY_PATH);
+ *   - Linux: Debian/Ubuntu's OpenBLAS builds (`libopenblas0-openmp` before `libopenblas0-pthread`,
+ *     under /usr/lib/<multiarch>/openblas-{openmp,pthread}/), then `libopenblas.so.0` from the
+ *     loader's search path (Fedora, Arch, a conda env on LD_LIBRARY_PATH). The OpenMP build comes
+ *     first because cliplab's fused C kernels use OpenMP too: one thread pool, whose idle threads
+ *     sleep (below). With the pthreads build beside it, two pools of spinning threads fought over
+ *     the cores: a 2-thread training step took 390-460 ms of CPU against 240-370 ms (2 busy vCPUs);
  *   - macOS: Accelerate (vecLib), then Homebrew's OpenBLAS.
  * A library found by the search must identify itself as OpenBLAS (`openblas_get_config`) or be
  * Accelerate: Debian's reference BLAS (`libblas.so.3`) also exports cblas_sgemm but runs ~6
@@ -90,7 +93,7 @@ export function blasCandidates(platform = process.platform, arch = process.arch)
   if (platform === "linux") {
     const multiarch = { x64: "x86_64-linux-gnu", arm64: "aarch64-linux-gnu", arm: "arm-linux-gnueabihf", ppc64: "powerpc64le-linux-gnu", s390x: "s390x-linux-gnu", riscv64: "riscv64-linux-gnu" }[arch as string];
     const debian = multiarch
-      ? [`/usr/lib/${multiarch}/openblas-pthread/libopenblas.so.0`, `/usr/lib/${multiarch}/openblas-openmp/libopenblas.so.0`]
+      ? [`/usr/lib/${multiarch}/openblas-openmp/libopenblas.so.0`, `/usr/lib/${multiarch}/openblas-pthread/libopenblas.so.0`]
       : [];
     return [...debian, "libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so"];
   }
@@ -129,7 +132,7 @@ export function loadBlas(threads: number): BlasLoad {
     }
     if (c.explicit) throw new Error(`CLIPLAB_BLAS=${c.path}: ${r.reason}`);
   }
-  const hint = process.platform === "linux" ? " (Debian/Ubuntu: apt-get install libopenblas0-pthread)" : "";
+  const hint = process.platform === "linux" ? " (Debian/Ubuntu: apt-get install libopenblas0-openmp)" : "";
   return { reason: `no usable BLAS found${hint}: ${tried.map((t) => `${t.path}: ${t.reason}`).join("; ")}`, tried };
 }
 

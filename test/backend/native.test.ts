@@ -385,10 +385,10 @@ b.initBackend(${opts}).then((c) => {
 }
 
 describe("finding the BLAS", { concurrency: 3 }, () => {
-  test("search order: Debian's pthreads build before the OpenMP one on Linux, Accelerate first on macOS", () => {
+  test("search order: Debian's OpenMP build before the pthreads one on Linux, Accelerate first on macOS", () => {
     const linux = blasCandidates("linux", "x64");
-    assert.equal(linux[0], "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0");
-    assert.equal(linux[1], "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0");
+    assert.equal(linux[0], "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0");
+    assert.equal(linux[1], "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0");
     assert.ok(linux.includes("libopenblas.so.0"));
     assert.match(blasCandidates("darwin", "arm64")[0], /Accelerate\.framework/);
     assert.deepEqual(blasCandidates("win32", "x64"), []);
