@@ -100,6 +100,37 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
 
   const spec = dataSpec(values);
   const fashion = spec.startsWith("fashion-mnist");
+  // Every number flag checked before the backend starts (usage errors first).
+  const options = {
+    model: values.model,
+    init: values.init,
+    epochs: intOption("epochs", values.epochs),
+    maxSteps: intOption("max-steps", values["max-steps"]),
+    batchSize: intOption(values["batch-size"] !== undefined ? "batch-size" : "batch", either(values, "batch-size", "batch")),
+    lr: numberArg("lr", values.lr),
+    warmupSteps: intOption("warmup", values.warmup, 0),
+    weightDecay: numberArg("wd", values.wd, "nonNegative"),
+    beta1: numberArg("beta1", values.beta1, "nonNegative"),
+    beta2: numberArg("beta2", values.beta2, "nonNegative"),
+    eps: numberArg("eps", values.eps),
+    lrScheduler: scheduler as LrSchedulerName | undefined,
+    epochsCooldown: intOption("epochs-cooldown", values["epochs-cooldown"]),
+    lrCooldownEnd: numberArg("lr-cooldown-end", values["lr-cooldown-end"], "nonNegative"),
+    lrCooldownPower: numberArg("lr-cooldown-power", values["lr-cooldown-power"]),
+    lockImage: values["lock-image"],
+    lockImageUnlockedGroups: intOption("lock-image-unlocked-groups", values["lock-image-unlocked-groups"], 0),
+    lockText: values["lock-text"],
+    lockTextUnlockedLayers: intOption("lock-text-unlocked-layers", values["lock-text-unlocked-layers"], 0),
+    accumFreq: intOption("accum-freq", values["accum-freq"]),
+    gradCheckpointing: values["grad-checkpointing"],
+    loss: values.loss as "infonce" | "siglip" | undefined,
+    seed,
+    dataDir: fashion ? spec.slice("fashion-mnist:".length) || undefined : undefined,
+    outDir,
+    resume: values.resume,
+    timeLimitSeconds: numberArg("time-limit", values["time-limit"]),
+    augment: values.augment ? DEFAULT_AUGMENT : undefined,
+  };
   // Fashion-MNIST keeps its --data-dir route (the in-memory split and its test set); other sources open here.
   const train = fashion && values["val-data"] === undefined ? undefined : await openDataFromFlags(values, { split: "train", spec });
   const val = values["val-data"] !== undefined ? await openDataFromFlags(values, { split: "test", spec: values["val-data"] }) : undefined;
@@ -108,36 +139,7 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   const progress = new ProgressLine(io, Boolean(process.stderr.isTTY));
   const started = Date.now();
   const result = await trainClip(
-    {
-      model: values.model,
-      init: values.init,
-      epochs: intOption("epochs", values.epochs),
-      maxSteps: intOption("max-steps", values["max-steps"]),
-      batchSize: intOption(values["batch-size"] !== undefined ? "batch-size" : "batch", either(values, "batch-size", "batch")),
-      lr: numberArg("lr", values.lr),
-      warmupSteps: intOption("warmup", values.warmup, 0),
-      weightDecay: numberArg("wd", values.wd, "nonNegative"),
-      beta1: numberArg("beta1", values.beta1, "nonNegative"),
-      beta2: numberArg("beta2", values.beta2, "nonNegative"),
-      eps: numberArg("eps", values.eps),
-      lrScheduler: scheduler as LrSchedulerName | undefined,
-      epochsCooldown: intOption("epochs-cooldown", values["epochs-cooldown"]),
-      lrCooldownEnd: numberArg("lr-cooldown-end", values["lr-cooldown-end"], "nonNegative"),
-      lrCooldownPower: numberArg("lr-cooldown-power", values["lr-cooldown-power"]),
-      lockImage: values["lock-image"],
-      lockImageUnlockedGroups: intOption("lock-image-unlocked-groups", values["lock-image-unlocked-groups"], 0),
-      lockText: values["lock-text"],
-      lockTextUnlockedLayers: intOption("lock-text-unlocked-layers", values["lock-text-unlocked-layers"], 0),
-      accumFreq: intOption("accum-freq", values["accum-freq"]),
-      gradCheckpointing: values["grad-checkpointing"],
-      loss: values.loss as "infonce" | "siglip" | undefined,
-      seed,
-      dataDir: fashion ? spec.slice("fashion-mnist:".length) || undefined : undefined,
-      outDir,
-      resume: values.resume,
-      timeLimitSeconds: numberArg("time-limit", values["time-limit"]),
-      augment: values.augment ? DEFAULT_AUGMENT : undefined,
-    },
+    options,
     {
       onStart: (s) =>
         io.err(
