@@ -123,4 +123,62 @@ describe("cliplab audit fairness on an image folder and a CSV at 64 px", () => {
     assert.notEqual(absent.code, 0);
     assert.match(absent.err[absent.err.length - 1], /age/);
   });
+
+  it("--groups column:A,B --queries FILE --k: Berg et al.'s measures and the FairFace-style table for each attribute", async () => {
+    const tsv = path.join(dir, "two.tsv");
+    const rows = files.map((f, i) => [path.relative(dir, f), `shape ${i}`, path.basename(path.dirname(f)), i % 5 === 0 ? "dark" : "light", i % 2 ? "old" : "young"].join("\t"));
+    fs.writeFileSync(tsv, ["filepath\ttitle\tshape\tskin\tage", ...rows].join("\n") + "\n");
+    const queries = path.join(dir, "queries.txt");
+    fs.writeFileSync(queries, "# two neutral queries\na nice thing.\na dull thing.\n");
+    const base = ["audit", "fairness", "--checkpoint", checkpoint, "--data", `csv:${tsv}`, "--csv-label-key", "shape", "--bootstrap", "50", "--permutations", "50"];
+    const r = await runCli([...base, "--groups", "column:skin,age", "--queries", queries, "--k", "5,1000", ...quick]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const json = JSON.parse(r.out[r.out.length - 1]);
+    assert.equal(json.attribute, "skin");
+    assert.deepEqual(json.settings.attributes, ["age"]);
+    assert.deepEqual(json.ranking.queries, ["a nice thing.", "a dull thing."]);
+    assert.deepEqual(json.ranking.settings.k, [5, 20], "1000 capped at the 20 images");
+    assert.deepEqual(json.ranking.attributes.map((a: { name: string }) => a.name), ["skin", "age"]);
+    assert.equal(json.ranking.measures.length, 2 * 2 * 2 * 2, "2 attributes x 2 k x 2 targets x 2 metrics");
+    assert.deepEqual(json.attributeTables.map((t: { attribute: string; rows: { group: string; count: number }[] }) => [t.attribute, t.rows.map((x) => [x.group, x.count])]), [["skin", [["dark", 4], ["light", 16]]], ["age", [["old", 10], ["young", 10]]]]);
+    assert.ok(json.settings.distractors.includes("thief") && json.settings.distractors.includes("counterfeit disc"), "the CLIP paper's labels and the word's");
+    assert.ok(json.settings.distractorCategories.includes("non-human"));
+    assert.ok(r.out.some((l) => /^ +(FLAGGED )?age MaxSkew@5 eq_opp: \d\.\d{3} \[.*\] null \d\.\d{3} p=/.test(l)), r.out.join("\n"));
+    assert.ok(r.out.some((l) => /^by age \(zero-shot accuracy, harmful-label rate, 95% CI\):$/.test(l)));
+
+    const none = await runCli([...base, "--groups", "column:skin", "--queries", "none", "--harmful", "none", "--resample", "images", ...quick]);
+    assert.equal(none.code, 0, none.err.join("\n"));
+    const nj = JSON.parse(none.out[none.out.length - 1]);
+    assert.equal(nj.ranking, undefined);
+    assert.ok(nj.settings.distractors.every((d: string) => d.startsWith("counterfeit ")), "--harmful none: the word's distractors only");
+  });
+
+  it("--queries, --harmful, --k and --resample errors: exit 2 with one line naming the file or flag", async () => {
+    const bad = path.join(dir, "bad-queries.json");
+    fs.writeFileSync(bad, JSON.stringify(["a photo of a {}."]));
+    const long = path.join(dir, "long.txt");
+    fs.writeFileSync(long, "a very long neutral query about an object that goes on and on and on\n");
+    const labels = path.join(dir, "labels.json");
+    fs.writeFileSync(labels, JSON.stringify({ categories: { crime: [] } }));
+    const base = ["audit", "fairness", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--groups", "planted:border", "--limit", "20"];
+    const cases: [string[], RegExp][] = [
+      [["--queries", "people"], /^cliplab audit: --queries people: unknown query set "people"; valid sets: neutral/],
+      [["--queries", bad], /--queries .*bad-queries\.json: .*query 0 "a photo of a \{\}\." holds a "\{\}" placeholder/],
+      [["--queries", path.join(dir, "missing.txt")], /missing\.txt: query file not found/],
+      [["--queries", long], /--queries: .*long\.txt: query 0 .* tokenizes to \d+ tokens \(with SOT\/EOT\), more than the model's context length 16/],
+      [["--k", "0"], /--k must be positive integers separated by commas, got "0"/],
+      [["--queries", "none", "--k", "10"], /--k is the ranking probe's cut-off; it does not go with --queries none/],
+      [["--resample", "pixels"], /--resample must be queries or images, got "pixels"/],
+      [["--harmful", "slurs"], /--harmful slurs: unknown label set "slurs"; valid sets: clip-harmful/],
+      [["--harmful", labels], /labels\.json: category "crime" must be a non-empty list of labels/],
+      [["--groups", "column:skin,,age"], /--groups column:NAME\[,NAME\.\.\.\]: empty column name/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await runCli([...base, ...args]);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.err.join("\n")}`);
+      const line = r.err.filter((l) => l.startsWith("cliplab audit:"));
+      assert.equal(line.length, 1, `one error line: ${r.err.join("\n")}`);
+      assert.match(line[0], re);
+    }
+  });
 });
