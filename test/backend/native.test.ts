@@ -351,6 +351,15 @@ describe("native kernels: memory and registration", () => {
     assert.throws(() => registerNativeKernels({ ...blas, name: "another" }), /already run on/);
   });
 
+  test("the CLI's backend line says which matrix kernels run", async () => {
+    const { startBackend } = await import("../../src/cli/backend");
+    const err: string[] = [];
+    await startBackend({ out: () => undefined, err: (l: string) => err.push(l) } as never);
+    assert.equal(err.length, 1);
+    if (choice.blas) assert.match(err[0], new RegExp(`^backend: wasm \\(SIMD on, \\d threads?; matrix kernels ${choice.blas.name.replace(/[()]/g, "\\$&")}, \\d threads?; fused kernels (on|off)\\): `));
+    else assert.match(err[0], /matrix kernels wasm, no native BLAS/);
+  });
+
   test("the backend choice names the BLAS and its threads", (t) => {
     if (skip) return t.skip(skip);
     assert.ok(choice.blas);
