@@ -103,9 +103,18 @@ export { balancedResample, groupInvarianceRegularizer } from "./audit/fairness/r
 export type { BalancedSample, GroupInvarianceOptions } from "./audit/fairness/remedies";
 export { runFairnessAudit, zeroShotAccuracy, classEmbeddings } from "./audit/fairness/audit";
 export type { GroupSource, ColumnGroups, PlantedGroups } from "./audit/fairness/groups";
-export type { FairnessAuditOptions, FairnessAuditResult, ProbeResult, GroupRow, AuditModel, AttributeSets } from "./audit/fairness/audit";
+export type { FairnessAuditOptions, FairnessAuditResult, ProbeResult, GroupRow, AuditModel, AttributeSets, RankingProbeOptions } from "./audit/fairness/audit";
 export { trainPlanted, auditPlanted, plantedAuditOptions, plantedSpuriousPairs, plantedSpuriousDirection, TRAINING_REMEDIES } from "./audit/fairness/study";
 export type { PlantedRunOptions, PlantedRun, PlantedAuditResult, TrainingRemedy } from "./audit/fairness/study";
+export { rankingBias, rankingOrders, RANKING_TARGETS, RANKING_TARGET_CODES, DEFAULT_RANKING_K } from "./audit/fairness/ranking_bias";
+export type { RankingBiasOptions, RankingBiasResult, RankingMeasure, RankingTarget, RankingMetric, RankingAttribute } from "./audit/fairness/ranking_bias";
+export { loadQuerySet, listQuerySets, checkQueries, DEFAULT_QUERY_SET } from "./audit/fairness/queries";
+export type { QuerySet } from "./audit/fairness/queries";
+export { loadHarmfulLabels, listHarmfulLabelSets, DEFAULT_HARMFUL_LABELS } from "./audit/fairness/distractors";
+export type { Distractor, HarmfulLabelSet } from "./audit/fairness/distractors";
+export { groupTable } from "./audit/fairness/group_table";
+export type { AttributeTable, GroupTableRow, GroupSpread } from "./audit/fairness/group_table";
+export { wordProbeOptions, wordDistractors } from "./audit/fairness/word_probes";
 export { fairnessSection, fairnessStudySection, STUDY_PROBES } from "./audit/fairness/section";
 export type { StudyRun } from "./audit/fairness/section";
 

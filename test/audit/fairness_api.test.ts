@@ -8,6 +8,7 @@ it("src/index.ts exports the fairness API", () => {
     "maxSkewAtK", "ndkl", "weatEffectSize", "demographicParityDifference", "equalizedOddsGap", "projectionDebias",
     "bootstrapCi", "permutationTest", "plantBias", "plantedTestSet", "balancedResample", "groupInvarianceRegularizer",
     "runFairnessAudit", "zeroShotAccuracy", "trainPlanted", "auditPlanted", "fairnessSection", "fairnessStudySection",
+    "rankingBias", "loadQuerySet", "loadHarmfulLabels", "groupTable", "wordDistractors",
   ];
   for (const n of names) assert.equal(typeof (cliplab as Record<string, unknown>)[n], "function", n);
 });
