@@ -20,8 +20,9 @@
  * - Bad images: an image that cannot be decoded rejects with a one-line DataError naming the
  *   item's key and what was wrong; with `skipBadImages` it is reported through
  *   `onSkip({key, reason})` (in source order) and left out.
- * - Shutdown: when the loop ends, throws, or is left early (`break`), the source is closed and the
- *   pipeline's own workers are terminated; idle workers never keep the process alive.
+ * - Shutdown: when the loop ends, throws, or is left early (`break`), the source is closed. Workers
+ *   live in pools shared by every call with the same spec (started once per process, see
+ *   `sharedPool`), or in the caller's `pool`; idle workers never keep the process alive.
  * - Augmentation: with `augment`, every item needs `seedFor(item)`; the item's pixels depend only on
  *   that seed, not on which worker prepared it.
  */
@@ -120,6 +121,11 @@ export class PreparePool {
     });
   }
 
+  /** False once a worker has failed or the pool is closed: it then refuses all work. */
+  get usable(): boolean {
+    return !this.closed && !this.failure;
+  }
+
   /** Terminates the workers; outstanding `run`s reject. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -200,8 +206,7 @@ export async function* prepareItems(source: AsyncIterable<DataItem>, transform: 
     throw new RangeError("prepareItems: the pool was made for another transform");
   }
   const workers = opts.pool ? opts.pool.size : intOption(opts.workers, os.availableParallelism(), 0, "prepareItems: workers");
-  const pool = opts.pool ?? (workers > 0 ? new PreparePool(transform, { workers, inflight: opts.inflight, sharpThreads: opts.sharpThreads, augment }) : null);
-  const ownPool = !opts.pool;
+  const pool = opts.pool ?? (workers > 0 ? sharedPool(transform, { workers, inflight: opts.inflight, sharpThreads: opts.sharpThreads, augment }) : null);
   const outBytes = spec.transform.size * spec.transform.size * 3;
   const run = pool
     ? (item: DataItem, seed?: number) => pool.run(item.key, item.image, seed)
@@ -287,8 +292,44 @@ export async function* prepareItems(source: AsyncIterable<DataItem>, transform: 
     stopped = true;
     if (pumping !== null) await (pumping as Promise<void>).catch(() => undefined);
     if (!sourceDone) await it.return?.().catch(() => undefined);
-    if (ownPool && pool) await pool.close();
   }
+}
+
+/**
+ * Worker pools shared by every `prepareItems` call without a `pool` of its own, one per spec: a
+ * study that reads the same data several times (an audit, a report) starts its workers once.
+ * Idle workers are unref'd, so a shared pool never keeps the process alive; the least recently
+ * used pool is closed when a fifth spec arrives, and a failed pool is replaced.
+ */
+const SHARED_POOLS = new Map<string, PreparePool>();
+const SHARED_POOL_LIMIT = 4;
+
+function sharedPool(transform: ImageTransform, opts: PoolOptions & { augment: Augmentation | null }): PreparePool {
+  const key = JSON.stringify([transform, opts.augment, opts.workers, opts.inflight ?? null, opts.sharpThreads ?? null]);
+  let pool = SHARED_POOLS.get(key);
+  if (pool && !pool.usable) {
+    SHARED_POOLS.delete(key);
+    pool = undefined;
+  }
+  if (!pool) {
+    pool = new PreparePool(transform, opts);
+    if (SHARED_POOLS.size >= SHARED_POOL_LIMIT) {
+      const [oldestKey, oldest] = SHARED_POOLS.entries().next().value!;
+      SHARED_POOLS.delete(oldestKey);
+      void oldest.close();
+    }
+  } else {
+    SHARED_POOLS.delete(key); // re-inserted below: the map's order is least recently used first
+  }
+  SHARED_POOLS.set(key, pool);
+  return pool;
+}
+
+/** Closes the shared pools (tests, or a host that wants its threads back now). */
+export async function closeSharedPools(): Promise<void> {
+  const pools = [...SHARED_POOLS.values()];
+  SHARED_POOLS.clear();
+  await Promise.all(pools.map((p) => p.close()));
 }
 
 /** Prepares on the calling thread, at most `inflight` at once (sharp decodes on libuv's threads). */
