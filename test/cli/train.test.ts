@@ -35,8 +35,15 @@ describe("cliplab train / eval", () => {
     const r = await run(["eval", "--checkpoint", path.join(runDir, "model.safetensors"), "--data-dir", data, "--json"]);
     assert.equal(r.code, 0, r.err.join("\n"));
     const e = JSON.parse(r.out[r.out.length - 1]);
-    assert.ok(e.zeroShotTop1 <= e.zeroShotTop5);
-    assert.ok("imageToText" in e.recallAt1 && "textToImage" in e.recallAt5);
+    // CLIP_benchmark's result object.
+    assert.equal(e.task, "zeroshot_classification");
+    assert.equal(e.dataset, "fashion-mnist-test");
+    assert.ok(e.metrics.acc1 <= e.metrics.acc5);
+    assert.ok(e.metrics.mean_per_class_recall >= 0 && e.metrics.mean_per_class_recall <= 1);
+    const retrieval = await run(["eval", "--checkpoint", path.join(runDir, "model.safetensors"), "--data-dir", data, "--task", "zeroshot_retrieval", "--json"]);
+    assert.equal(retrieval.code, 0, retrieval.err.join("\n"));
+    const m = JSON.parse(retrieval.out[retrieval.out.length - 1]).metrics;
+    assert.ok("image_retrieval_recall@1" in m && "text_retrieval_recall@5" in m);
   });
 
   it("bad arguments exit 2, bad files exit 1 with one line", async () => {
