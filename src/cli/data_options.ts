@@ -5,7 +5,10 @@
  */
 import { openDataset, SOURCE_KINDS, type DatasetOptions } from "../data/open";
 import { parseShard, type Dataset, type Shard, type SkippedItem } from "../data/dataset";
-import { UsageError } from "./io";
+import { UsageError, type CliIO } from "./io";
+import type { Clip } from "../model/clip";
+import type { EmbeddingEngine } from "../engine/engine";
+import { ENGINE_KINDS, createEngine, type EngineKind } from "../engine/select";
 
 /** parseArgs option specs of the data flags (spread into a command's own). */
 export const DATA_OPTIONS = {
@@ -25,6 +28,19 @@ export const DATA_OPTIONS = {
 } as const;
 
 export const SHARD_OPTION = { shard: { type: "string" } } as const;
+
+/** `--engine`: where inference runs (gradients always stay on tfjs). */
+export const ENGINE_OPTION = { engine: { type: "string" } } as const;
+export const ENGINE_USAGE = `[--engine ${ENGINE_KINDS.join("|")}]`;
+
+/** The inference engine `--engine` asks for (default tfjs); a chosen engine is said on stderr, like the backend. */
+export async function engineFromFlags(clip: Clip, value: string | undefined, io: CliIO): Promise<EmbeddingEngine> {
+  const kind = (value ?? "tfjs") as EngineKind;
+  if (!ENGINE_KINDS.includes(kind)) throw new UsageError(`--engine must be one of ${ENGINE_KINDS.join(", ")}, got ${value}`);
+  const { engine, reason } = await createEngine(clip, kind);
+  if (value !== undefined) io.err(`engine: ${engine.name} (${reason})`);
+  return engine;
+}
 
 export const DATA_USAGE =
   `[--data ${SOURCE_KINDS.map((k) => (k === "fashion-mnist" ? "fashion-mnist[:DIR]" : `${k}:PATH`)).join("|")}] ` +

@@ -17,14 +17,15 @@ import { modelTransform } from "../model/config";
 import type { Clip } from "../model/clip";
 import { tokenize } from "../text/tokenize";
 import { preparedStream } from "../data/stream";
-import { encodeImageBatches, encodeTexts } from "../eval/encode";
+import { encodeImageBatches, encodeTexts, encodeTextsWith } from "../eval/encode";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
-import { DATA_OPTIONS, DATA_USAGE, SHARD_OPTION, SkipLog, openDataFromFlags, shardFromFlags } from "./data_options";
+import { DATA_OPTIONS, DATA_USAGE, ENGINE_OPTION, ENGINE_USAGE, SHARD_OPTION, SkipLog, engineFromFlags, openDataFromFlags, shardFromFlags } from "./data_options";
+import type { EmbeddingEngine } from "../engine/engine";
 import { ProgressLine } from "./progress";
 
 export const EMBED_USAGE =
-  `usage: cliplab embed --checkpoint FILE [--config CONFIG] (--data SPEC | --image PATH ... --text STRING ...) --out FILE.arrow [--shard I/N] [--limit N] [--truncate] [--json]\n` +
+  `usage: cliplab embed --checkpoint FILE [--config CONFIG] (--data SPEC | --image PATH ... --text STRING ...) --out FILE.arrow [--shard I/N] [--limit N] ${ENGINE_USAGE} [--truncate] [--json]\n` +
   `  data flags: ${DATA_USAGE}`;
 
 function formatMatrix(rows: string[], cols: string[], values: Float32Array): string[] {
@@ -67,6 +68,7 @@ export async function embedCommand(argv: string[], io: CliIO): Promise<number> {
       json: { type: "boolean", default: false },
       ...DATA_OPTIONS,
       ...SHARD_OPTION,
+      ...ENGINE_OPTION,
     },
     strict: true,
     allowPositionals: false,
@@ -79,13 +81,19 @@ export async function embedCommand(argv: string[], io: CliIO): Promise<number> {
   const fromData = values.data !== undefined || values["data-dir"] !== undefined;
   if (fromData && images.length + texts.length > 0) throw new UsageError("give --data or --image/--text, not both");
   if (!fromData && images.length + texts.length === 0) throw new UsageError(`give --data SPEC, or at least one --image or --text\n${EMBED_USAGE}`);
-  if (!fromData && (values.shard !== undefined || values.limit !== undefined)) throw new UsageError("--shard and --limit apply to --data");
+  if (!fromData && (values.shard !== undefined || values.limit !== undefined || values.engine !== undefined)) throw new UsageError("--shard, --limit and --engine apply to --data");
 
   const ds = fromData ? await openDataFromFlags(values, { split: "test" }) : undefined;
   await startBackend(io);
   const clip = await loadCheckpoint(values.checkpoint, { config: values.config });
   try {
-    return ds ? await embedDataset(clip, ds, values, io) : await embedInputs(clip, images, texts, values, io);
+    if (!ds) return await embedInputs(clip, images, texts, values, io);
+    const engine = await engineFromFlags(clip, values.engine, io);
+    try {
+      return await embedDataset(clip, engine, ds, values, io);
+    } finally {
+      engine.dispose();
+    }
   } finally {
     clip.dispose();
   }
@@ -93,6 +101,7 @@ export async function embedCommand(argv: string[], io: CliIO): Promise<number> {
 
 async function embedDataset(
   clip: Clip,
+  engine: EmbeddingEngine,
   ds: Awaited<ReturnType<typeof openDataFromFlags>>,
   values: { out?: string; limit?: string; shard?: string; json?: boolean; "skip-bad-images"?: boolean },
   io: CliIO,
@@ -120,7 +129,9 @@ async function embedDataset(
         io.err(`skipped ${s.key}: ${s.reason}`);
       },
     });
-    const batches = encodeImageBatches(clip, stream, { mean: transform.mean, std: transform.std })[Symbol.asyncIterator]();
+    // tfjs batches come from the config's memory budget; other engines take the image batch size they are fastest at.
+    const target = engine.name === "tfjs" ? clip : engine;
+    const batches = encodeImageBatches(target, stream, { mean: transform.mean, std: transform.std })[Symbol.asyncIterator]();
     for (;;) {
       const t0 = performance.now();
       const next = await batches.next();
@@ -134,7 +145,8 @@ async function embedDataset(
       rows.captions.forEach((list, i) => list.forEach((caption) => captionRows.push({ kind: "text", key: rows.keys[i], index: rows.indices[i], label: labelOf(i), caption })));
       if (captionRows.length) {
         const t1 = performance.now();
-        const f = encodeTexts(clip, captionRows.map((r) => r.caption!));
+        const captions = captionRows.map((r) => r.caption!);
+        const f = engine.name === "tfjs" ? encodeTexts(clip, captions) : await encodeTextsWith(engine, captions, { batchSize: 16 });
         textSeconds += (performance.now() - t1) / 1000;
         writeRows(out, captionRows, f.values, f.dim);
       }
@@ -158,6 +170,7 @@ async function embedDataset(
         images: nImages,
         texts: nTexts,
         dim,
+        engine: engine.name,
         imagesPerSecond: nImages / imageSeconds,
         textsPerSecond: nTexts ? nTexts / textSeconds : 0,
         seconds,

@@ -14,11 +14,11 @@ import { evaluateDataset } from "../eval/evaluate_dataset";
 import { loadTemplateSet } from "../prompts/templates";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
-import { DATA_OPTIONS, DATA_USAGE, SHARD_OPTION, SkipLog, openDataFromFlags, shardFromFlags } from "./data_options";
+import { DATA_OPTIONS, DATA_USAGE, ENGINE_OPTION, ENGINE_USAGE, SHARD_OPTION, SkipLog, engineFromFlags, openDataFromFlags, shardFromFlags } from "./data_options";
 import { ProgressLine, progressBar } from "./progress";
 
 export const EVAL_USAGE =
-  `usage: cliplab eval --checkpoint FILE ${DATA_USAGE} [--task ${BENCHMARK_TASKS.join("|")}] [--templates NAME|FILE] [--limit N] [--shard I/N] [--json]\n` +
+  `usage: cliplab eval --checkpoint FILE ${DATA_USAGE} [--task ${BENCHMARK_TASKS.join("|")}] [--templates NAME|FILE] [--limit N] [--shard I/N] ${ENGINE_USAGE} [--json]\n` +
   "  The task defaults to what the data has: classification with labels, else retrieval (own captions, or one generated per image).";
 
 export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
@@ -33,6 +33,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
       json: { type: "boolean", default: false },
       ...DATA_OPTIONS,
       ...SHARD_OPTION,
+      ...ENGINE_OPTION,
     },
     strict: true,
     allowPositionals: false,
@@ -47,6 +48,13 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   const templates = values.templates ? loadTemplateSet(values.templates).templates : undefined;
   await startBackend(io);
   const clip = await loadCheckpoint(values.checkpoint);
+  let engine;
+  try {
+    engine = await engineFromFlags(clip, values.engine, io);
+  } catch (err) {
+    clip.dispose();
+    throw err;
+  }
   const skips = new SkipLog();
   const progress = new ProgressLine(io, Boolean(process.stderr.isTTY));
   try {
@@ -55,6 +63,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
       transform: modelTransform(clip.config),
       task,
       templates,
+      engine,
       limit,
       shard,
       seed,
@@ -92,6 +101,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
     }
     return 0;
   } finally {
+    engine.dispose();
     clip.dispose();
   }
 }

@@ -10,6 +10,7 @@
 import type { Dataset, SkippedItem, Shard } from "../data/dataset";
 import { preparedStream } from "../data/stream";
 import type { ImageTransform } from "../image/transform";
+import type { EmbeddingEngine } from "../engine/engine";
 import { classificationBenchmarkMetrics, retrievalBenchmarkMetrics, BENCHMARK_TASKS, type BenchmarkTask } from "./benchmark";
 import { encodeImages, encodeTexts, type EncodeProgress, type EncodedImages, type FeatureMatrix } from "./encode";
 import { zeroShotClassifier, type ZeroShotEvaluation, type ZeroShotModel } from "./zero_shot";
@@ -32,6 +33,8 @@ export interface DatasetEvalOptions {
   onProgress?: (p: EncodeProgress) => void;
   /** Seed of generated captions; default 0. */
   seed?: number;
+  /** Encode the images on this engine (e.g. onnxruntime) instead of the model's tfjs towers. */
+  engine?: EmbeddingEngine;
 }
 
 export interface DatasetEvaluation {
@@ -65,7 +68,7 @@ export async function evaluateDataset(model: ZeroShotModel, ds: Dataset, opts: D
   }
   const retrieval = task === "zeroshot_retrieval";
   const images = await encodeImages(
-    model,
+    opts.engine && opts.engine.name !== "tfjs" ? opts.engine : model,
     preparedStream(ds, opts.transform, { limit: opts.limit, shard: opts.shard, skipBadImages: opts.skipBadImages, onSkip: opts.onSkip, captionSeed: retrieval ? (opts.seed ?? 0) : undefined }),
     { mean: opts.transform.mean, std: opts.transform.std, onProgress: opts.onProgress, total: opts.limit ?? ds.size },
   );

@@ -29,6 +29,16 @@ function errors(r: { err: string[] }): string[] {
   return r.err.filter((l) => !l.startsWith("backend:") && !l.startsWith("[") && !l.startsWith("\r"));
 }
 
+/** An embed output's rows by identity (kind, source index, caption): batch sizes change the row order, not the rows. */
+function rows(file: string): { id: string; emb: number[] }[] {
+  const tb = readArrowFile(file);
+  const e = readVectorColumn(tb, "embedding");
+  const kind = tb.getChild("kind")!.toArray() as string[];
+  const index = tb.getChild("index")!.toArray() as Int32Array;
+  const caption = tb.getChild("caption")!.toArray() as (string | null)[];
+  return kind.map((k, i) => ({ id: `${k}:${index[i]}:${caption[i]}`, emb: Array.from(e.values.subarray(i * e.dim, (i + 1) * e.dim)) }));
+}
+
 describe("cliplab eval on any source", () => {
   it("an image folder: CLIP_benchmark's classification result as the last line", async () => {
     const r = await run(["eval", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--json"]);
@@ -100,14 +110,6 @@ describe("cliplab embed --data", () => {
     assert.ok(captions.some((c) => c !== null && c.includes('drawn "by hand"')));
 
     // Three shards, concatenated, then put back in source order: the single-process rows.
-    const rows = (file: string) => {
-      const tb = readArrowFile(file);
-      const e = readVectorColumn(tb, "embedding");
-      const kind = tb.getChild("kind")!.toArray() as string[];
-      const index = tb.getChild("index")!.toArray() as Int32Array;
-      const caption = tb.getChild("caption")!.toArray() as (string | null)[];
-      return kind.map((k, i) => ({ id: `${k}:${index[i]}:${caption[i]}`, emb: Array.from(e.values.subarray(i * e.dim, (i + 1) * e.dim)) }));
-    };
     const parts = [];
     for (let s = 0; s < 3; s++) {
       const file = path.join(dir, `shard${s}.arrow`);
@@ -145,6 +147,33 @@ describe("cliplab embed --data", () => {
     assert.equal(j.skipped, 1);
     assert.equal(j.skippedItems[0].key, bad);
     assert.ok(j.skippedItems[0].reason.length > 0);
+  });
+});
+
+describe("--engine", () => {
+  it("onnx gives the tfjs engine's results: the same eval metrics, embeddings within 1e-5", async () => {
+    const dir = tmpDir();
+    const runs: Record<string, { metrics: Record<string, number>; rows: Map<string, number[]> }> = {};
+    for (const engine of ["tfjs", "onnx"]) {
+      const e = await run(["eval", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--engine", engine, "--json"]);
+      assert.equal(e.code, 0, e.err.join("\n"));
+      assert.ok(e.err.some((l) => l.startsWith(`engine: ${engine}`)), e.err.join("\n"));
+      const out = path.join(dir, `${engine}.arrow`);
+      const m = await run(["embed", "--checkpoint", checkpoint, "--data", `csv:${tsv}`, "--out", out, "--engine", engine, "--json"]);
+      assert.equal(m.code, 0, m.err.join("\n"));
+      assert.equal(lastJson(m).engine, engine);
+      runs[engine] = { metrics: lastJson(e).metrics, rows: new Map(rows(out).map((r) => [r.id, r.emb])) };
+    }
+    assert.deepEqual(runs.onnx.metrics, runs.tfjs.metrics);
+    assert.equal(runs.onnx.rows.size, runs.tfjs.rows.size);
+    for (const [id, a] of runs.tfjs.rows) {
+      const b = runs.onnx.rows.get(id);
+      assert.ok(b, `${id} missing from the onnx output`);
+      const scale = Math.max(...a.map(Math.abs));
+      const diff = Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+      assert.ok(diff < 1e-5 * scale, `${id}: onnx and tfjs embeddings differ by ${diff} (scale ${scale})`);
+    }
+    assert.equal((await run(["eval", "--checkpoint", checkpoint, "--engine", "gpu"])).code, 2);
   });
 });
 
