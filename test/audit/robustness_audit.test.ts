@@ -1,10 +1,11 @@
 /**
  * The whole robustness audit on a tiny real CLIP (test/fixtures/tiny_vit) and a few Fashion-MNIST
- * test images: result shape, sanity checks, weights untouched, no leaks, the report section, the
- * remedy comparison, TeCoA fine-tuning, option errors. Then on data of one's own: an image
- * folder and a CSV of coloured shapes, audited at 64 px by a random tiny CLIP (eps = 0 equals
- * clean on RGB, the L2 budgets scaled and respected, skipped images counted), and the one-line
- * error for a dataset without labels.
+ * test images: result shape (ImageNet-C's corruptions by default; FGSM, PGD, APGD-CE, APGD-T and
+ * their worst case), sanity checks, weights untouched, no leaks, the report section, the remedy
+ * comparison, TeCoA fine-tuning, option errors. Then on data of one's own: an image folder and a
+ * CSV of coloured shapes, audited at 64 px by a random tiny CLIP (eps = 0 equals clean on RGB, the
+ * L2 budgets scaled and respected, skipped images counted), an image folder at 224 px with a
+ * baseline model (CE and mCE), and the one-line error for a dataset without labels.
  */
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +15,7 @@ import { robustnessSection } from "../../src/audit/robustness/section";
 import { compareRobustness } from "../../src/audit/robustness/remedies";
 import { tecoaFineTune } from "../../src/audit/robustness/tecoa";
 import { listCorruptions } from "../../src/audit/robustness/corruptions";
+import { compareCorruptionErrors } from "../../src/audit/robustness/mce";
 import { appliedEps, l2Scale, L2_REFERENCE_VALUES } from "../../src/audit/robustness/budgets";
 import { loadCheckpoint, readCheckpointConfig } from "../../src/io/checkpoint";
 import { loadFashionMnist } from "../../src/data/fashion_mnist";
@@ -24,6 +26,8 @@ import { fixturePath, tmpDir } from "../helpers/fixtures";
 import { assertThrowsOneLine } from "../helpers/errors";
 import { initBackend } from "../../src/backend";
 import { rejectsOneLine, shapeCsv, shapeFolder, shapeImage, tinyClip64, SHAPES } from "./robustness_helpers";
+import { Clip } from "../../src/model/clip";
+import { getModelConfig } from "../../src/model/registry";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -39,6 +43,8 @@ const OPTIONS = {
   linfEps: [4 / 255, 16 / 255],
   l2Eps: [1],
   pgdSteps: 2,
+  apgdSteps: 3,
+  apgdTargets: 2,
   examples: 2,
   batchSize: 8,
 };
@@ -71,7 +77,7 @@ describe("auditRobustness", () => {
     const test = await openDataset("fashion-mnist");
     const snapshot = new Map([...clip.params].map(([name, v]) => [name, bits(v)]));
     // Warm-up (the model caches its causal mask on first use), then count.
-    await auditRobustness(clip, test, { ...OPTIONS, corruptions: ["blur"], severities: [1], linfEps: [], l2Eps: [], targeted: false });
+    await auditRobustness(clip, test, { ...OPTIONS, corruptions: ["gaussian_blur"], severities: [1], linfEps: [], l2Eps: [], targeted: false });
     const start = tf.memory().numTensors;
     const events: string[] = [];
     result = await auditRobustness(clip, test, { ...OPTIONS, onProgress: (e) => events.push(`${e.phase} ${e.done}/${e.total}`) });
@@ -94,18 +100,29 @@ describe("auditRobustness", () => {
     assert.equal(result.config.l2Scale, 1.5);
     assert.deepEqual(result.config.l2EpsApplied, [0, 1.5]);
     assert.deepEqual(result.config.linfEps, [0, 4 / 255, 16 / 255]); // 0 added
-    assert.equal(result.corruptions.length, listCorruptions().length * 2);
+    // ImageNet-C's 15 by default.
+    assert.deepEqual(result.config.corruptions, listCorruptions("imagenet-c"));
+    assert.equal(result.corruptions.length, 15 * 2);
     for (const c of result.corruptions) {
       for (const k of ["top1", "recallAt1ImageToText", "recallAt1TextToImage"] as const) assert.ok(c[k] >= 0 && c[k] <= 1, `${c.name} ${k}`);
       assert.ok(c.matchCosine >= -1 && c.matchCosine <= 1);
     }
     assert.ok(Math.abs(result.corruptionSummary.relativeTop1 - result.corruptionSummary.meanTop1 / result.clean.top1) < 1e-12);
-    // fgsm + pgd at 3 linf and 2 l2 budgets; more-steps runs at the median budget of each norm.
-    assert.equal(result.attacks.length, 2 * (3 + 2));
+    // fgsm, pgd, apgd-ce, apgd-t and their worst case at 3 linf and 2 l2 budgets; more-steps runs at the median budget of each norm.
+    assert.deepEqual(result.config.attacks, ["fgsm", "pgd", "apgd-ce", "apgd-t"]);
+    assert.equal(result.attacks.length, 5 * (3 + 2));
+    assert.deepEqual(result.attacks.slice(0, 5).map((a) => [a.attack, a.steps]), [["fgsm", 1], ["pgd", 2], ["apgd-ce", 3], ["apgd-t", 3], ["worst-case", 0]]);
+    // The worst case is at most every attack's accuracy at its budget.
+    for (const w of result.attacks.filter((a) => a.attack === "worst-case")) {
+      for (const a of result.attacks.filter((x) => x.norm === w.norm && x.eps === w.eps)) assert.ok(w.top1 <= a.top1 + 1e-12, `${a.attack} ${a.norm} ${a.eps}`);
+    }
     assert.deepEqual(result.moreStepsAttacks.map((a) => [a.norm, a.steps]), [["linf", 4], ["l2", 4]]);
     assert.equal(result.targetedAttacks.length, 3);
     assert.equal(result.sanity.epsZeroEqualsClean.pass, true, JSON.stringify(result.sanity.epsZeroEqualsClean));
-    assert.equal(result.sanity.epsZeroEqualsClean.details.length, 4);
+    assert.equal(result.sanity.epsZeroEqualsClean.details.length, 10);
+    // APGD (3 iterations) never weaker than PGD (2 steps) at any non-zero budget: 2 attacks x 3 budgets.
+    assert.equal(result.sanity.apgdAtLeastPgd.details.length, 6);
+    assert.equal(result.sanity.apgdAtLeastPgd.pass, true, JSON.stringify(result.sanity.apgdAtLeastPgd));
     for (const a of result.attacks.filter((x) => x.eps === 0)) assert.equal(a.cosineDrop, 0);
     for (const a of result.attacks) assert.equal(a.appliedEps, a.norm === "l2" ? a.eps * 1.5 : a.eps, `${a.attack} ${a.norm} ${a.eps}`);
     assert.equal(result.examples.length, Math.min(2, Math.round(result.attackClean.top1 * 6)));
@@ -121,9 +138,9 @@ describe("auditRobustness", () => {
       assert.ok(linf <= e.eps + 1e-6);
       assert.equal(e.cleanTop.length, 3);
     }
-    // 1 clean, 11 x 2 corruption cells, 5 budgets x (FGSM, PGD) + 3 targeted + 2 more-steps runs.
-    assert.deepEqual([events[0], events[22], events[events.length - 1]], ["clean 1/1", "corruptions 22/22", "attacks 15/15"]);
-    assert.equal(events.length, 1 + 22 + 15);
+    // 1 clean, 15 x 2 corruption cells, 5 budgets x 4 attacks + 3 targeted + 2 more-steps runs.
+    assert.deepEqual([events[0], events[30], events[events.length - 1]], ["clean 1/1", "corruptions 30/30", "attacks 25/25"]);
+    assert.equal(events.length, 1 + 30 + 25);
     // JSON-safe: survives a round trip unchanged.
     assert.deepEqual(JSON.parse(JSON.stringify(result)), result);
   });
@@ -215,7 +232,11 @@ describe("tecoaFineTune", () => {
 describe("audit options", () => {
   it("are checked with one-line errors that list valid values", () => {
     assertThrowsOneLine(() => resolveAuditOptions({ limt: 3 } as never), /^auditRobustness: unknown option "limt"; valid options: limit, attackLimit, /);
-    assertThrowsOneLine(() => resolveAuditOptions({ corruptions: ["snow"] }), /unknown corruption "snow"; valid names: gaussian_noise, .*translation$/);
+    assertThrowsOneLine(() => resolveAuditOptions({ corruptions: ["snowy"] }), /unknown corruption "snowy"; valid names: gaussian_noise, .*cliplab\/translation \(or a set: imagenet-c, imagenet-c-extra, cliplab\)$/);
+    assertThrowsOneLine(() => resolveAuditOptions({ attacks: ["pgd", "cw"] as never }), /^auditRobustness: attacks must be a list of fgsm, pgd, apgd-ce, apgd-t \(or empty for none\), got \["pgd","cw"\]$/);
+    assertThrowsOneLine(() => resolveAuditOptions({ apgdSteps: 0 }), /^auditRobustness: apgdSteps must be a positive integer, got 0$/);
+    assert.deepEqual(resolveAuditOptions({ corruptions: ["imagenet-c-extra", "cliplab/blur"] }).corruptions, ["speckle_noise", "gaussian_blur", "spatter", "saturate", "cliplab/blur"]);
+    assert.deepEqual(resolveAuditOptions({ attacks: ["apgd-t", "fgsm"] }).attacks, ["fgsm", "apgd-t"]);
     assertThrowsOneLine(() => resolveAuditOptions({ severities: [0] }), /severities must be 1-5/);
     assertThrowsOneLine(() => resolveAuditOptions({ severities: [7 as never] }), /severity must be an integer 0-5.*got 7/);
     assertThrowsOneLine(() => resolveAuditOptions({ linfEps: [0.1, -0.01] }), /linfEps: eps must be a finite number >= 0.*got -0.01/);
@@ -248,12 +269,14 @@ describe("auditRobustness on data of one's own, at 64 px", () => {
   const SMALL = {
     limit: 9,
     attackLimit: 6,
-    corruptions: ["gaussian_noise", "blur", "jpeg", "occlusion"],
+    corruptions: ["gaussian_noise", "cliplab/blur", "jpeg_compression", "cliplab/occlusion"],
     severities: [1, 4] as (1 | 4)[],
     linfEps: [8 / 255],
     l2Eps: [0.5],
     pgdSteps: 2,
     moreSteps: 3,
+    apgdSteps: 3,
+    apgdTargets: 2,
     examples: 2,
     batchSize: 4,
   };
@@ -270,7 +293,7 @@ describe("auditRobustness on data of one's own, at 64 px", () => {
     // eps = 0 gives exactly the clean accuracy and cosine of the attacked RGB images.
     assert.equal(r.sanity.epsZeroEqualsClean.pass, true, JSON.stringify(r.sanity.epsZeroEqualsClean));
     const zero = r.attacks.filter((a) => a.eps === 0);
-    assert.equal(zero.length, 4);
+    assert.equal(zero.length, 10);
     for (const a of zero) {
       assert.equal(a.top1, r.attackClean.top1, `${a.attack} ${a.norm}`);
       assert.equal(a.matchCosine, r.attackClean.matchCosine, `${a.attack} ${a.norm}`);
@@ -306,7 +329,7 @@ describe("auditRobustness on data of one's own, at 64 px", () => {
     const clip = tinyClip64();
     await rejectsOneLine(() => auditRobustness(clip, ds, SMALL), /square_9\.png/);
     // Warm-up (the model caches its causal mask on first use), then count.
-    await auditRobustness(clip, ds, { ...SMALL, limit: 2, attackLimit: 1, corruptions: ["blur"], severities: [1], linfEps: [], l2Eps: [], targeted: false, skipBadImages: true });
+    await auditRobustness(clip, ds, { ...SMALL, limit: 2, attackLimit: 1, corruptions: ["cliplab/blur"], severities: [1], linfEps: [], l2Eps: [], targeted: false, skipBadImages: true });
     const start = tf.memory().numTensors;
     const seen: string[] = [];
     // limit 20 > the 10 files: all 9 readable images, the bad one skipped.
@@ -337,6 +360,56 @@ describe("auditRobustness on data of one's own, at 64 px", () => {
     assert.equal(r.config.retrievalCaptions, 9, "the rows' own captions");
     assert.ok(r.clean.captionCosine >= -1 && r.clean.captionCosine <= 1);
     assert.equal(r.skipped, 0);
+  });
+
+  it("an image folder at 224 px (ImageNet-C's corruptions at the reference size, all four attacks) and a baseline model: CE and mCE from the two audits", async () => {
+    const root = await shapeFolder(2);
+    const ds = await openDataset(`imagefolder:${root}`);
+    const config = (seed: number) => {
+      const base = getModelConfig("ViT-Tiny-28");
+      const { preprocess_cfg: _pad, ...rest } = base;
+      return Clip.create({ ...rest, vision_cfg: { ...base.vision_cfg, image_size: 224, patch_size: 32 } }, { seed });
+    };
+    const clip = config(3);
+    const baseline = config(4);
+    const quick = { limit: 4, attackLimit: 2, severities: [1, 5] as (1 | 5)[], linfEps: [4 / 255], l2Eps: [0.5], pgdSteps: 2, moreSteps: 3, apgdSteps: 3, apgdTargets: 2, examples: 1, batchSize: 2 };
+    const r = await auditRobustness(clip, ds, quick);
+    const b = await auditRobustness(baseline, ds, { ...quick, attacks: [] });
+    clip.dispose();
+    baseline.dispose();
+    assert.equal(r.config.imageSize, 224);
+    assert.equal(r.config.l2Scale, 7);
+    assert.equal(r.config.images, 4);
+    assert.deepEqual(r.config.corruptions, listCorruptions("imagenet-c"));
+    assert.equal(r.corruptions.length, 15 * 2);
+    assert.equal(r.sanity.epsZeroEqualsClean.pass, true, JSON.stringify(r.sanity.epsZeroEqualsClean));
+    assert.deepEqual([...new Set(r.attacks.map((a) => a.attack))], ["fgsm", "pgd", "apgd-ce", "apgd-t", "worst-case"]);
+    for (const a of r.attacks) {
+      const size = a.norm === "linf" ? a.perturbation.maxLinf : a.perturbation.maxL2;
+      assert.ok(size <= a.appliedEps * (1 + 1e-5) + 1e-6, `${a.attack} ${a.norm}: ${size} > ${a.appliedEps}`);
+    }
+    // The baseline ran no attacks: its result says so.
+    assert.equal(b.config.attackImages, 0);
+    assert.deepEqual(b.attacks, []);
+    assert.equal(b.sanity.apgdAtLeastPgd.details.length, 0);
+    const ce = compareCorruptionErrors(r, b, "random ViT at 224 px (seed 4)");
+    assert.equal(ce.perCorruption.length, 15);
+    // CE_c and relative CE_c from the rows, by the definitions.
+    for (const p of ce.perCorruption) {
+      const rows = (x: RobustnessResult) => x.corruptions.filter((c) => c.name === p.name).map((c) => 1 - c.top1);
+      const e = rows(r);
+      const eb = rows(b);
+      assert.deepEqual(p.errors, e);
+      const sum = (v: number[]) => v.reduce((x, y) => x + y, 0);
+      if (p.ce !== null) assert.ok(Math.abs(p.ce - sum(e) / sum(eb)) < 1e-12, p.name);
+      const den = sum(eb.map((v) => v - (1 - b.clean.top1)));
+      if (p.relativeCe !== null) assert.ok(Math.abs(p.relativeCe - sum(e.map((v) => v - (1 - r.clean.top1))) / den) < 1e-12, p.name);
+    }
+    const defined = ce.perCorruption.filter((p) => p.ce !== null);
+    if (ce.mce !== null) assert.ok(Math.abs(ce.mce - defined.reduce((x, p) => x + p.ce!, 0) / defined.length) < 1e-12);
+    const section = robustnessSection({ ...r, corruptionErrors: ce });
+    assert.ok(section.blocks.some((blk) => blk.kind === "table" && blk.columns[1] === "CE" && blk.rows.length === 16));
+    assert.deepEqual(JSON.parse(JSON.stringify(ce)), ce);
   });
 
   it("a dataset without labels is a one-line error", async () => {

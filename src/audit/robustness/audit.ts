@@ -8,20 +8,24 @@
  *    differentiated path (objective.ts). Class names and templates come from the options, else
  *    the dataset (classes.ts); each image is paired with its own captions, or one generated for
  *    it (seeded), for the caption cosine and retrieval.
- * 1. Natural corruptions (ImageNet-C style, https://arxiv.org/abs/1903.12261; see corruptions.ts)
- *    at severities 1-5: zero-shot top-1, the mean cosine of matching image-text pairs (image vs its
- *    class embedding, the ensemble of the evaluation prompts; and image vs its own caption), and
- *    image<->caption Recall@1, plus the means over all corruption x severity cells and their ratio
- *    to the clean value (ImageNet-C's "relative" view).
- * 2. Adversarial attacks (FGSM https://arxiv.org/abs/1412.6572, PGD https://arxiv.org/abs/1706.06083;
- *    see attacks.ts) under L-inf and L2 budgets on x: robust top-1 and attack success (the
- *    fraction of correctly classified images that the attack flips) per eps, the drop of the
- *    matching-pair cosine, and targeted PGD towards a random wrong class prompt. L-inf budgets are
+ * 1. Natural corruptions at severities 1-5 (default ImageNet-C's 15, Hendrycks & Dietterich 2019,
+ *    https://arxiv.org/abs/1903.12261, with the reference's parameters scaled to the input size;
+ *    see corruptions.ts): zero-shot top-1, the mean cosine of matching image-text pairs (image vs
+ *    its class embedding, the ensemble of the evaluation prompts; and image vs its own caption),
+ *    and image<->caption Recall@1, plus the means over all corruption x severity cells and their
+ *    ratio to the clean value. mCE and relative mCE need a baseline model: `compareCorruptionErrors`
+ *    (mce.ts) of two audits.
+ * 2. Adversarial attacks (FGSM https://arxiv.org/abs/1412.6572, PGD https://arxiv.org/abs/1706.06083,
+ *    attacks.ts; APGD-CE and APGD-T https://arxiv.org/abs/2003.01690, apgd.ts) under L-inf and L2
+ *    budgets on x: robust top-1 and attack success (the fraction of correctly classified images
+ *    that the attack flips) per eps, the drop of the matching-pair cosine, the worst case over the
+ *    attacks per image, and targeted PGD towards a random wrong class prompt. L-inf budgets are
  *    per pixel value; L2 budgets are given for a 3x32x32 input (3072 values, RobustBench's CIFAR-10
  *    convention) and applied as eps * sqrt(S*S*3 / 3072) (budgets.ts); rows carry both.
  * 3. Sanity checks, reported with the numbers they come from:
- *    - eps = 0 gives exactly the clean accuracy (both attacks, both norms);
+ *    - eps = 0 gives exactly the clean accuracy (every attack, both norms);
  *    - PGD is at least as strong as FGSM at every eps (within `tolerance`);
+ *    - APGD-CE and APGD-T are at least as strong as PGD at every eps (within `tolerance`);
  *    - accuracy does not rise with eps (within `tolerance`);
  *    - more PGD steps (`moreSteps`) do not help the model (within `tolerance`).
  *    A failed check is reported, never thrown: it says the attack is too weak (gradient masking, a
@@ -41,7 +45,7 @@ import { templateCaptioner } from "../../data/captioner";
 import type { Dataset } from "../../data/dataset";
 import { preparedBatch01, type PreparedSet } from "../../data/prepared";
 import type { ClipConfig } from "../../model/config";
-import { checkCorruptionName, checkSeverity, corrupt, listCorruptions, type Severity } from "./corruptions";
+import { DEFAULT_CORRUPTION_SET, checkSeverity, corrupt, listCorruptions, resolveCorruptions, type Severity } from "./corruptions";
 import { checkEps } from "./attacks";
 import { toModelInput, type Normalisation } from "./objective";
 import { mean, median, runAttacks } from "./attack_suite";
@@ -49,9 +53,10 @@ import { L2_REFERENCE_VALUES, attackBatchSize, l2Scale } from "./budgets";
 import { checkLabelledDataset, resolveClassPrompts } from "./classes";
 import { previewPixels } from "./preview";
 import { readLabelledSet } from "./read";
-import type { CorruptionPreview, CorruptionRow, CorruptionSummary, ImageSetMetrics, ResolvedAuditOptions, RobustnessAuditOptions, RobustnessResult } from "./types";
+import { ATTACK_NAMES, type AttackName, type CorruptionPreview, type CorruptionRow, type CorruptionSummary, type ImageSetMetrics, type ResolvedAuditOptions, type RobustnessAuditOptions, type RobustnessResult } from "./types";
 
 export type * from "./types";
+export { ATTACK_NAMES } from "./types";
 export { sanityChecks } from "./attack_suite";
 
 /** What the audit needs of a model: a zero-shot CLIP with its config (`Clip` satisfies it). */
@@ -63,7 +68,11 @@ export const ROBUSTNESS_DEFAULTS = {
   severities: [1, 2, 3, 4, 5] as Severity[],
   linfEps: [0, 2 / 255, 4 / 255, 8 / 255, 16 / 255],
   l2Eps: [0, 0.25, 0.5, 1, 2],
+  attacks: [...ATTACK_NAMES] as AttackName[],
   pgdSteps: 10,
+  apgdSteps: 20,
+  apgdRestarts: 1,
+  apgdTargets: 9,
   stepSizeFactor: 2.5,
   targeted: true,
   examples: 4,
@@ -76,8 +85,9 @@ export const ROBUSTNESS_DEFAULTS = {
 const RETRIEVAL_IMAGES = 1000;
 
 const OPTION_KEYS = [
-  "limit", "attackLimit", "corruptions", "severities", "linfEps", "l2Eps", "pgdSteps", "moreSteps", "stepSizeFactor",
-  "targeted", "examples", "batchSize", "seed", "tolerance", "classNames", "templates", "skipBadImages", "onSkip", "onProgress",
+  "limit", "attackLimit", "corruptions", "severities", "linfEps", "l2Eps", "attacks", "pgdSteps", "apgdSteps", "apgdRestarts", "apgdTargets",
+  "moreSteps", "stepSizeFactor", "targeted", "examples", "batchSize", "seed", "tolerance", "classNames", "templates", "skipBadImages",
+  "onSkip", "onProgress",
 ];
 
 function show(v: unknown): string {
@@ -109,9 +119,13 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
   }
   const d = ROBUSTNESS_DEFAULTS;
   const pgdSteps = positiveInt("pgdSteps", input.pgdSteps ?? d.pgdSteps);
-  const corruptions = input.corruptions ?? listCorruptions();
-  if (!Array.isArray(corruptions)) throw new TypeError(`auditRobustness: corruptions must be an array of names (${listCorruptions().join(", ")})`);
-  corruptions.forEach((c) => checkCorruptionName(c, "auditRobustness: corruptions"));
+  const given = input.corruptions ?? [DEFAULT_CORRUPTION_SET];
+  if (!Array.isArray(given)) throw new TypeError(`auditRobustness: corruptions must be an array of corruption and set names (${listCorruptions().join(", ")})`);
+  const corruptions = resolveCorruptions(given, "auditRobustness: corruptions");
+  const attacks = input.attacks ?? d.attacks;
+  if (!Array.isArray(attacks) || attacks.some((a) => !(ATTACK_NAMES as readonly string[]).includes(a))) {
+    throw new RangeError(`auditRobustness: attacks must be a list of ${ATTACK_NAMES.join(", ")} (or empty for none), got ${show(attacks)}`);
+  }
   const severities = input.severities ?? d.severities;
   if (!Array.isArray(severities) || severities.length === 0) throw new RangeError(`auditRobustness: severities must be a non-empty array of integers 1-5, got ${show(severities)}`);
   severities.forEach((s) => {
@@ -138,11 +152,15 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
   return {
     limit: positiveInt("limit", input.limit ?? d.limit),
     attackLimit: positiveInt("attackLimit", input.attackLimit ?? d.attackLimit),
-    corruptions: [...new Set(corruptions)],
+    corruptions,
+    attacks: ATTACK_NAMES.filter((a) => attacks.includes(a)),
     severities: [...new Set(severities)].sort(),
     linfEps: epsGrid("linfEps", input.linfEps ?? d.linfEps),
     l2Eps: epsGrid("l2Eps", input.l2Eps ?? d.l2Eps),
     pgdSteps,
+    apgdSteps: positiveInt("apgdSteps", input.apgdSteps ?? d.apgdSteps),
+    apgdRestarts: positiveInt("apgdRestarts", input.apgdRestarts ?? d.apgdRestarts),
+    apgdTargets: positiveInt("apgdTargets", input.apgdTargets ?? d.apgdTargets),
     moreSteps: positiveInt("moreSteps", input.moreSteps ?? 2 * pgdSteps),
     stepSizeFactor,
     targeted,
@@ -349,8 +367,8 @@ function auditPrepared(model: AuditModel, set: PreparedSet, o: ResolvedAuditOpti
     const summary = summarise(clean, corruptions, o.corruptions);
     const t2 = performance.now();
 
-    // 2. Attacks on the first m images.
-    const attack = runAttacks({
+    // 2. Attacks on the first m images (none when `attacks` is empty).
+    const attack = o.attacks.length === 0 ? noAttacks(o.tolerance) : runAttacks({
       o,
       model,
       weights,
@@ -369,7 +387,7 @@ function auditPrepared(model: AuditModel, set: PreparedSet, o: ResolvedAuditOpti
     return {
       config: {
         images: n,
-        attackImages: m,
+        attackImages: o.attacks.length ? m : 0,
         retrievalImages: r,
         retrievalCaptions: texts.length,
         imageSize: S,
@@ -381,7 +399,11 @@ function auditPrepared(model: AuditModel, set: PreparedSet, o: ResolvedAuditOpti
         l2ReferenceValues: L2_REFERENCE_VALUES,
         l2Scale: scale,
         l2EpsApplied: o.l2Eps.map((e) => e * scale),
+        attacks: o.attacks,
         pgdSteps: o.pgdSteps,
+        apgdSteps: o.apgdSteps,
+        apgdRestarts: o.apgdRestarts,
+        apgdTargets: o.apgdTargets,
         moreSteps: o.moreSteps,
         stepSizeFactor: o.stepSizeFactor,
         targeted: o.targeted,
@@ -399,6 +421,19 @@ function auditPrepared(model: AuditModel, set: PreparedSet, o: ResolvedAuditOpti
   } finally {
     tf.dispose([weights, captionEmb]);
   }
+}
+
+/** The attack part of a result when no attack ran. */
+function noAttacks(tolerance: number): ReturnType<typeof runAttacks> {
+  const empty = { pass: true, details: [] };
+  return {
+    attackClean: { top1: 0, matchCosine: 0, n: 0 },
+    attacks: [],
+    moreStepsAttacks: [],
+    targetedAttacks: [],
+    sanity: { epsZeroEqualsClean: empty, pgdAtLeastFgsm: empty, apgdAtLeastPgd: empty, monotoneInEps: empty, moreStepsNoHelp: empty, tolerance },
+    examples: [],
+  };
 }
 
 function summarise(clean: ImageSetMetrics, rows: CorruptionRow[], names: string[]): CorruptionSummary {

@@ -126,3 +126,38 @@ export function zeroShotLoss(
     });
   };
 }
+
+/** Zero-shot logits of images in [0, 1] as a function (what APGD differentiates), [B, C]. */
+export function zeroShotLogitsFn(model: ObjectiveModel, classWeights: tf.Tensor2D, norm: Normalisation = modelNormalisation(model)): (images01: tf.Tensor4D) => tf.Tensor2D {
+  return (images01) => zeroShotLogits01(model, classWeights, images01, norm);
+}
+
+/** Per-example cross-entropy of `logits` [B, C] with `classes` [B], [B]. Inside a tidy. */
+export function crossEntropyPerExample(logits: tf.Tensor2D, classes: Int32Array): tf.Tensor1D {
+  const c = logits.shape[1];
+  return tf.neg(tf.sum(tf.mul(tf.oneHot(tf.tensor1d(classes, "int32"), c), tf.logSoftmax(logits)), 1)) as tf.Tensor1D; // [B]
+}
+
+/**
+ * Croce & Hein's targeted DLR loss (https://arxiv.org/abs/2003.01690, eq. 7) per example, [B]:
+ *   -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12)
+ * with z_pi1 >= z_pi2 >= ... the sorted logits. The order is read from the values (it is
+ * piecewise constant); the selected logits stay differentiable. Needs at least 4 classes. Inside a
+ * tidy.
+ */
+export function dlrTargetedPerExample(logits: tf.Tensor2D, labels: Int32Array, targets: Int32Array): tf.Tensor1D {
+  const [b, c] = logits.shape;
+  if (c < 4) throw new RangeError(`dlrTargetedPerExample: the targeted DLR loss needs at least 4 classes, got ${c}`);
+  const values = logits.dataSync();
+  const first = new Int32Array(b);
+  const third = new Int32Array(b);
+  const fourth = new Int32Array(b);
+  for (let i = 0; i < b; i++) {
+    const order = Array.from({ length: c }, (_, j) => j).sort((p, q) => values[i * c + q] - values[i * c + p]);
+    [first[i], third[i], fourth[i]] = [order[0], order[2], order[3]];
+  }
+  const pick = (idx: Int32Array) => tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(idx, "int32"), c)), 1); // [B]
+  const margin = tf.sub(pick(labels), pick(targets)); // [B]
+  const scale = tf.add(tf.sub(pick(first), tf.mul(tf.add(pick(third), pick(fourth)), 0.5)), 1e-12); // [B]
+  return tf.neg(tf.div(margin, scale)) as tf.Tensor1D; // [B]
+}

@@ -59,10 +59,10 @@ export function compareRobustness(
   labels: { before?: string; after?: string } = {},
 ): RemedyComparison {
   const fn = "compareRobustness";
-  for (const k of ["dataset", "images", "attackImages", "imageSize", "pgdSteps", "seed"] as const) {
+  for (const k of ["dataset", "images", "attackImages", "imageSize", "pgdSteps", "apgdSteps", "seed"] as const) {
     if (before.config[k] !== after.config[k]) throw new RangeError(`${fn}: the audits differ in ${k} (${before.config[k]} vs ${after.config[k]}); run both with the same settings`);
   }
-  for (const k of ["linfEps", "l2Eps", "corruptions", "severities"] as const) {
+  for (const k of ["linfEps", "l2Eps", "corruptions", "severities", "attacks"] as const) {
     if (JSON.stringify(before.config[k]) !== JSON.stringify(after.config[k])) {
       throw new RangeError(`${fn}: the audits differ in ${k} (${JSON.stringify(before.config[k])} vs ${JSON.stringify(after.config[k])}); run both with the same settings`);
     }

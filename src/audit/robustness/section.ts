@@ -1,9 +1,11 @@
 /**
  * The report section of a robustness audit (see audit.ts): what was run, the corruption table and
- * curves (ImageNet-C style, https://arxiv.org/abs/1903.12261), the eps curves of FGSM
- * (https://arxiv.org/abs/1412.6572) and PGD (https://arxiv.org/abs/1706.06083), the sanity checks,
- * adversarial examples next to their originals with the classifier's top captions, and optional
- * before/after tables of remedies. Figures are plain plotly JSON (src/viz/figure.ts).
+ * curves (ImageNet-C, https://arxiv.org/abs/1903.12261), CE and mCE against a baseline when the
+ * result has them, the eps curves of FGSM (https://arxiv.org/abs/1412.6572), PGD
+ * (https://arxiv.org/abs/1706.06083), APGD-CE and APGD-T (https://arxiv.org/abs/2003.01690) and
+ * their worst case, the sanity checks, adversarial examples next to their originals with the
+ * classifier's top captions, and optional before/after tables of remedies. Figures are plain
+ * plotly JSON (src/viz/figure.ts).
  */
 import type { Figure, PlotlyTrace } from "../../viz/figure";
 import type { ImageBlock, ReportBlock, ReportSection, TableCell } from "../../report/types";
@@ -58,10 +60,11 @@ export function epsCurvesFigure(result: RobustnessResult): Figure {
   norms.forEach((norm, i) => {
     const axis = i === 0 ? {} : { xaxis: "x2", yaxis: "y2" };
     const scale = norm === "linf" ? 255 : 1;
-    for (const attack of ["fgsm", "pgd"] as const) {
+    for (const attack of ["fgsm", "pgd", "apgd-ce", "apgd-t", "worst-case"] as const) {
       const rows = result.attacks.filter((a) => a.attack === attack && a.norm === norm).sort((a, b) => a.eps - b.eps);
       if (rows.length) {
-        data.push(line(`${attack.toUpperCase()} ${norm} top-1`, rows.map((r) => r.eps * scale), rows.map((r) => r.top1), { ...axis, legendgroup: attack }));
+        const dash = attack === "worst-case" ? { line: { dash: "dash", width: 3 } } : {};
+        data.push(line(`${attack.toUpperCase()} ${norm} top-1`, rows.map((r) => r.eps * scale), rows.map((r) => r.top1), { ...axis, ...dash, legendgroup: attack }));
       }
     }
     const t = result.targetedAttacks.filter((a) => a.norm === norm).sort((a, b) => a.eps - b.eps);
@@ -72,7 +75,7 @@ export function epsCurvesFigure(result: RobustnessResult): Figure {
   return {
     data,
     layout: {
-      title: { text: `accuracy under attack (${result.config.attackImages} images, PGD ${result.config.pgdSteps} steps)` },
+      title: { text: `accuracy under attack (${result.config.attackImages} images, PGD ${result.config.pgdSteps} steps, APGD ${result.config.apgdSteps ?? "-"})` },
       grid: { rows: 1, columns: 2, pattern: "independent" },
       xaxis: { title: { text: "L-inf eps (x/255)" } },
       xaxis2: { title: { text: `L2 eps (nominal, 3x32x32; applied x${+result.config.l2Scale.toFixed(3)})` } },
@@ -108,7 +111,7 @@ function exampleBlock(e: AdversarialExample): ImageBlock {
     ...mosaic([{ pixels: e.original }, { pixels: e.adversarial }, { pixels: delta }], e.height, e.width, channels),
     caption:
       `image ${e.index} ${e.key} (${e.className}); left: original, top captions ${top(e.cleanTop)}; ` +
-      `middle: PGD ${e.norm} eps=${formatEps(e.norm, e.eps)}, top captions ${top(e.adversarialTop)}; right: the perturbation (grey = 0, black/white = -/+eps).`,
+      `middle: ${e.attack.toUpperCase()} ${e.norm} eps=${formatEps(e.norm, e.eps)}, top captions ${top(e.adversarialTop)}; right: the perturbation (grey = 0, black/white = -/+eps).`,
     scale: 4,
   };
 }
@@ -127,15 +130,20 @@ export function robustnessSection(result: RobustnessResult, opts: RobustnessSect
   const c = result.config;
   const s = result.sanity;
   const blocks: ReportBlock[] = [];
-  const allPass = s.epsZeroEqualsClean.pass && s.pgdAtLeastFgsm.pass && s.monotoneInEps.pass && s.moreStepsNoHelp.pass;
-  const pgdRows = result.attacks.filter((a) => a.attack === "pgd" && a.eps > 0);
+  const apgdCheck = s.apgdAtLeastPgd ?? { pass: true, details: [] };
+  const allPass = s.epsZeroEqualsClean.pass && s.pgdAtLeastFgsm.pass && apgdCheck.pass && s.monotoneInEps.pass && s.moreStepsNoHelp.pass;
+  const headline = result.attacks.some((a) => a.attack === "worst-case") ? "worst-case" : result.attacks.find((a) => a.eps > 0)?.attack ?? "pgd";
+  const pgdRows = result.attacks.filter((a) => a.attack === headline && a.eps > 0);
+  const attacksRun = [...new Set(result.attacks.filter((a) => a.attack !== "worst-case").map((a) => a.attack.toUpperCase()))].join(", ");
   blocks.push({
     kind: "text",
     text:
       `Zero-shot top-1 on ${c.images} test images: ${pct(result.clean.top1)} clean; ${pct(result.corruptionSummary.meanTop1)} on average over ` +
       `${c.corruptions.length} corruptions x ${c.severities.length} severities (${pct(result.corruptionSummary.relativeTop1)} of clean). ` +
-      `Under PGD (${c.pgdSteps} steps, random start, first ${c.attackImages} images, clean ${pct(result.attackClean.top1)}): ` +
-      pgdRows.map((a) => `${a.norm} eps=${formatEps(a.norm, a.eps)} ${pct(a.top1)}`).join(", ") +
+      (result.attacks.length
+        ? `Under attack (${attacksRun}; ${headline === "worst-case" ? "an image counts as robust only if it survives all of them" : headline.toUpperCase()}; first ${c.attackImages} images, clean ${pct(result.attackClean.top1)}): ` +
+          pgdRows.map((a) => `${a.norm} eps=${formatEps(a.norm, a.eps)} ${pct(a.top1)}`).join(", ")
+        : "No attacks were run") +
       `.\n\nSanity checks (tolerance ${pct(s.tolerance)}): ${allPass ? "all pass" : "SOME FAIL - the robust accuracies are then upper bounds"}. ` +
       `Corruptions and attacks act on the model's input (${c.imageSize}x${c.imageSize} RGB, in [0, 1], from ${c.dataset}) with the normalisation inside the differentiated path; ` +
       `L2 budgets are given for a 3x32x32 input and applied x${+c.l2Scale.toFixed(3)} (sqrt(${c.inputValues} / ${c.l2ReferenceValues})); ` +
@@ -186,6 +194,25 @@ export function robustnessSection(result: RobustnessResult, opts: RobustnessSect
     });
   }
 
+  // Corruption errors against a baseline.
+  const ce = result.corruptionErrors;
+  if (ce) {
+    const num = (v: number | null) => (v === null ? "undefined" : v);
+    blocks.push({
+      kind: "table",
+      columns: ["corruption", "CE", "relative CE", ...ce.severities.map((v) => `error s${v}`), ...ce.severities.map((v) => `baseline error s${v}`)],
+      rows: [
+        ...ce.perCorruption.map((p) => [p.name, num(p.ce), num(p.relativeCe), ...p.errors, ...p.baselineErrors]),
+        ["mean (mCE, relative mCE)", num(ce.mce), num(ce.relativeMce), ...ce.severities.map(() => null), ...ce.severities.map(() => null)],
+      ],
+      caption:
+        `Corruption errors against ${ce.baseline} on the same images (E = 1 - top-1; clean error ${pct(ce.clean.error)}, baseline ${pct(ce.clean.baselineError)}): ` +
+        `CE = sum_s E / sum_s E_base; relative CE = sum_s (E - E_clean) / sum_s (E_base - E_base,clean); below 1 is better than the baseline.` +
+        (ce.undefinedCe.length ? ` Undefined (left out of the means): ${ce.undefinedCe.map((u) => `${u.name} ${u.which} (${u.reason})`).join("; ")}.` : ""),
+      digits: 3,
+    });
+  }
+
   // Attacks.
   blocks.push({
     kind: "table",
@@ -210,6 +237,7 @@ export function robustnessSection(result: RobustnessResult, opts: RobustnessSect
     rows: [
       ...sanityRows("eps = 0 equals clean", s.epsZeroEqualsClean),
       ...sanityRows("PGD at least as strong as FGSM", s.pgdAtLeastFgsm),
+      ...sanityRows("APGD at least as strong as PGD", apgdCheck),
       ...sanityRows("accuracy does not rise with eps", s.monotoneInEps),
       ...sanityRows("more PGD steps do not help the model", s.moreStepsNoHelp),
     ],

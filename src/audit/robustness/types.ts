@@ -1,7 +1,8 @@
 /**
  * Options and result types of the robustness audit (audit.ts): corruptions
- * (https://arxiv.org/abs/1903.12261), FGSM (https://arxiv.org/abs/1412.6572) and PGD
- * (https://arxiv.org/abs/1706.06083). Results are plain JSON-safe objects.
+ * (https://arxiv.org/abs/1903.12261), FGSM (https://arxiv.org/abs/1412.6572), PGD
+ * (https://arxiv.org/abs/1706.06083), APGD-CE and APGD-T (https://arxiv.org/abs/2003.01690), and
+ * corruption errors against a baseline (mce.ts). Results are plain JSON-safe objects.
  *
  * Budgets: L-inf budgets are per pixel value (images in [0, 1]) and apply as given at any size.
  * L2 budgets are given for a reference input of 3x32x32 = 3072 values (RobustBench's CIFAR-10 L2
@@ -11,13 +12,21 @@
 import type { SkippedItem } from "../../data/dataset";
 import type { Severity } from "./corruptions";
 import type { AttackNorm } from "./attacks";
+import type { CorruptionErrorComparison } from "./mce";
+
+/** The attacks the audit runs (`--attacks`). */
+export const ATTACK_NAMES = ["fgsm", "pgd", "apgd-ce", "apgd-t"] as const;
+export type AttackName = (typeof ATTACK_NAMES)[number];
 
 export interface RobustnessAuditOptions {
   /** Images for the clean and corrupted metrics (the first `limit` the dataset yields); default 1000. */
   limit?: number;
   /** The first `attackLimit` of those are attacked; default 500. */
   attackLimit?: number;
-  /** Corruptions to run; default all (`listCorruptions()`). */
+  /**
+   * Corruptions to run: ids and set names ("imagenet-c", "imagenet-c-extra", "cliplab"; see
+   * corruptions.ts); default ImageNet-C's 15.
+   */
   corruptions?: string[];
   /** Severities to run; default 1-5. */
   severities?: Severity[];
@@ -32,8 +41,16 @@ export interface RobustnessAuditOptions {
    * 0.5, 1, 2.
    */
   l2Eps?: number[];
+  /** Attacks to run at every budget; default all four. An empty list skips the attack phase. */
+  attacks?: AttackName[];
   /** PGD steps; default 10. */
   pgdSteps?: number;
+  /** APGD iterations per run (AutoAttack uses 100); default 20. */
+  apgdSteps?: number;
+  /** APGD-CE random restarts (each on the images not yet fooled); default 1 (AutoAttack's standard version). */
+  apgdRestarts?: number;
+  /** APGD-T target classes, most likely first; default 9 (min with classes - 1). */
+  apgdTargets?: number;
   /** PGD steps of the "more steps do not help" check, at the median non-zero eps of each norm; default 2 * pgdSteps. */
   moreSteps?: number;
   /** PGD step size = factor * eps / steps (Madry et al. use 2.5); default 2.5. */
@@ -42,7 +59,8 @@ export interface RobustnessAuditOptions {
   targeted?: boolean;
   /**
    * Adversarial examples kept for the report: the first correctly classified attacked images under
-   * L-inf PGD at the upper median of the non-zero L-inf budgets; default 4.
+   * L-inf PGD (else the first attack run of APGD-CE, APGD-T, FGSM) at the upper median of the
+   * non-zero L-inf budgets; default 4.
    */
   examples?: number;
   /**
@@ -52,7 +70,7 @@ export interface RobustnessAuditOptions {
    */
   batchSize?: number;
   seed?: number;
-  /** Slack of the PGD >= FGSM, monotone and more-steps checks, in accuracy (fraction); default 0.005. */
+  /** Slack of the PGD >= FGSM, APGD >= PGD, monotone and more-steps checks, in accuracy (fraction); default 0.005. */
   tolerance?: number;
   /**
    * Class names in label order; default the dataset's (for Fashion-MNIST without --classnames:
@@ -111,19 +129,23 @@ export interface CorruptionSummary {
 }
 
 export interface AttackRow {
-  attack: "fgsm" | "pgd";
+  /**
+   * The attack; "worst-case": an image counts as robust only if it survived every attack run at
+   * this budget (the ensemble's robust accuracy, as AutoAttack reports it).
+   */
+  attack: AttackName | "worst-case";
   norm: AttackNorm;
   /** The budget as given (L2: for the 3072-value reference input). */
   eps: number;
   /** The budget applied to the model's input (L-inf: eps; L2: eps * sqrt(d / 3072)). */
   appliedEps: number;
-  /** Gradient steps (1 for FGSM). */
+  /** Gradient steps (1 for FGSM; APGD: iterations per run; worst-case: 0). */
   steps: number;
   /** Robust zero-shot top-1 on the attacked images. */
   top1: number;
   /** Fraction of the clean-correct images that the attack makes wrong. */
   successRate: number;
-  /** Mean cosine of the attacked images with their true class. */
+  /** Mean cosine of the attacked images with their true class (worst-case: each image's lowest over the attacks). */
   matchCosine: number;
   /** Clean matchCosine (same images) minus this one. */
   cosineDrop: number;
@@ -154,6 +176,8 @@ export interface SanityCheck {
 export interface SanityChecks {
   epsZeroEqualsClean: SanityCheck;
   pgdAtLeastFgsm: SanityCheck;
+  /** APGD-CE and APGD-T at least as strong as PGD at every budget of both norms (within tolerance). */
+  apgdAtLeastPgd: SanityCheck;
   monotoneInEps: SanityCheck;
   moreStepsNoHelp: SanityCheck;
   tolerance: number;
@@ -171,7 +195,7 @@ export interface AdversarialExample {
   key: string;
   label: number;
   className: string;
-  attack: "pgd";
+  attack: AttackName;
   norm: AttackNorm;
   eps: number;
   /** Size of the pixels below: the model's input, area-averaged down to at most PREVIEW_SIDE. */
@@ -223,7 +247,11 @@ export interface RobustnessResult {
     l2Scale: number;
     /** ... and the budgets applied, l2Eps * l2Scale. */
     l2EpsApplied: number[];
+    attacks: AttackName[];
     pgdSteps: number;
+    apgdSteps: number;
+    apgdRestarts: number;
+    apgdTargets: number;
     moreSteps: number;
     stepSizeFactor: number;
     targeted: boolean;
@@ -243,6 +271,8 @@ export interface RobustnessResult {
   sanity: SanityChecks;
   examples: AdversarialExample[];
   corruptionPreview: CorruptionPreview | null;
+  /** Corruption errors against a baseline model (compareCorruptionErrors), when one was given. */
+  corruptionErrors?: CorruptionErrorComparison;
   /** Items left out under `skipBadImages`, and why. */
   skipped: number;
   skippedItems: SkippedItem[];
