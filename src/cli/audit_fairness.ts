@@ -68,9 +68,9 @@ export const FAIRNESS_USAGE = [
 
 export const GROUP_SPECS = ["column:NAME", "planted:border", "file:PATH"];
 
-type GroupSpec = { kind: "column"; name: string; more: string[] } | { kind: "planted" } | { kind: "file"; path: string };
+export type GroupSpec = { kind: "column"; name: string; more: string[] } | { kind: "planted" } | { kind: "file"; path: string };
 
-function parseGroupSpec(spec: string): GroupSpec {
+export function parseGroupSpec(spec: string): GroupSpec {
   if (spec === "planted" || spec === "planted:border") return { kind: "planted" };
   if (spec.startsWith("column:") && spec.length > "column:".length) {
     const names = spec.slice("column:".length).split(",").map((n) => n.trim());
@@ -83,7 +83,7 @@ function parseGroupSpec(spec: string): GroupSpec {
 }
 
 /** Group labels from a file: a JSON array of strings, or one label per line. */
-function readGroupFile(file: string): string[] {
+export function readGroupFile(file: string): string[] {
   if (!fs.existsSync(file)) throw new UsageError(`--groups file:${file}: file not found`);
   const text = fs.readFileSync(file, "utf8");
   let groups: unknown;

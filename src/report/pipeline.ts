@@ -6,8 +6,10 @@
  * initialised model of the same configuration; map images, captions and class embeddings with
  * UMAP (https://arxiv.org/abs/1802.03426), hovering the model's inputs; and assemble the sections.
  * `cliplab report` writes the result with `writeReport`. Images are read once, through the data
- * pipeline and the batched encoder (pipeline_measure.ts). Progress goes out through callbacks;
- * nothing is printed here.
+ * pipeline and the batched encoder (pipeline_measure.ts). Then the audits the data supports
+ * (pipeline_audits.ts): the prompt study, robustness, fairness, with settings sized for the
+ * report. `sections` picks what the report holds (sections.ts). Progress goes out through
+ * callbacks; nothing is printed here.
  *
  * On Fashion-MNIST with no other data given, this is the report it always was: the default recipe
  * trained on the training split (in memory, exactly the measured batches), evaluated on the test
@@ -33,6 +35,17 @@ import { hasTrainingHistory, readTrainingHistory, type TrainingHistory } from ".
 import type { ImageBlock, Report, ReportSection } from "./types";
 import { embeddingSection, retrievalSection, skippedSection, trainingSection, zeroShotSection } from "./pipeline_sections";
 import { cosineTable, encodePairs, headRows, measureDataset, pairStats, retrievalOf, textsOfFirst, type ReportMeasures } from "./pipeline_measure";
+import { resolveSections, type ReportSectionName } from "./sections";
+import {
+  REPORT_AUDITS,
+  datasetGroups,
+  fairnessReportSection,
+  promptsSection,
+  robustnessReportSection,
+  type AuditContext,
+  type ReportAuditSettings,
+  type ReportGroups,
+} from "./pipeline_audits";
 
 export interface PipelineReportOptions {
   /** Report title suffix and default run name. */
@@ -67,6 +80,18 @@ export interface PipelineReportOptions {
   /** Seed of the generated captions, the UMAP and the freshly initialised model; default 0. */
   seed?: number;
   umap?: Omit<UmapOptions, "seed" | "onProgress">;
+  /** The sections to include (sections.ts); default every one the data supports. */
+  sections?: readonly ReportSectionName[];
+  /** The fairness section's groups; default the data's own group columns (the first is the main grouping). */
+  groups?: ReportGroups;
+  /** The audits' settings, per audit; default REPORT_AUDITS (sized for a report of about ten minutes). */
+  audits?: Partial<ReportAuditSettings>;
+  /**
+   * A labelled split for the prompt study to choose prompts on, disjoint from `data`; default
+   * Fashion-MNIST's training split when reporting on Fashion-MNIST, the training data when it is
+   * not the data reported on, else `data` split in two by a seeded hash.
+   */
+  selectionData?: Dataset;
 }
 
 export interface PipelineCallbacks extends TrainCallbacks {
@@ -77,6 +102,8 @@ export interface PipelineCallbacks extends TrainCallbacks {
   onEncodeProgress?(event: EncodeProgress): void;
   /** An image left out under `skipBadImages` (once per item and stage). */
   onSkip?(item: SkippedItem & { stage: "training" | "evaluation" }): void;
+  /** Progress inside an audit (the robustness audit's corruptions and attacks). */
+  onAuditProgress?(event: { audit: string; done: number; total: number; label: string }): void;
 }
 
 export interface PipelineSummary {
@@ -97,8 +124,17 @@ export interface PipelineSummary {
   /** Images and captions in the retrieval. */
   retrieval: { images: number; texts: number; captions: "own" | "generated" };
   modalityGap: { trained: number; initial: number };
+  /** 0 when the embedding section is left out. */
   umapPoints: number;
   umapSeconds: number;
+  /** The sections the report holds, in order. */
+  sections: ReportSectionName[];
+  /** Headline numbers and wall time of each audit run. */
+  audits: {
+    prompts?: { ensembleTop1?: number; seconds: number };
+    robustness?: { cleanTop1: number; seconds: number };
+    fairness?: { flagged: string[]; seconds: number };
+  };
   /** Distinct images left out under skipBadImages, and which. */
   skipped: number;
   skippedItems: (SkippedItem & { stage: "training" | "evaluation" })[];
@@ -176,6 +212,10 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
   // Fashion-MNIST's prompts use readable names ("pair of trousers"); its figures keep the official ones.
   const displayNames = fashion && !opts.classNames ? ds.labelled.classNames : classNames;
   const imageNoun = fashion ? "test images" : "images";
+  const fairGroups = opts.groups ?? datasetGroups(ds);
+  const chosen = resolveSections(ds, opts.sections, fairGroups !== undefined);
+  const want = (n: ReportSectionName) => chosen.includes(n);
+  const audits: ReportAuditSettings = { ...REPORT_AUDITS, ...opts.audits };
 
   const skipped = new Map<string, SkippedItem & { stage: "training" | "evaluation" }>();
   const onSkip = (where: "training" | "evaluation") => (s: SkippedItem) => {
@@ -214,11 +254,12 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
   const size = cfg.vision_cfg.image_size;
   const transform = modelTransform(cfg);
   const modelDesc = `${clip.tower} CLIP, ${clip.numParams().toLocaleString("en")} parameters, ${size} px images, embedding dimension ${cfg.embed_dim}`;
+  const built = new Map<ReportSectionName, ReportSection>();
   const sections: ReportSection[] = [];
   let summary: PipelineSummary;
   const toDispose: tf.Tensor[] = [];
   try {
-    sections.push(trainingSection(history, source));
+    built.set("training", trainingSection(history, source));
 
     // 2. One pass over the data: zero-shot on the first zeroShotLimit images (with labels), the
     // first n kept with their captions for retrieval, the map and the modality gap.
@@ -236,7 +277,7 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
     const { kept, texts, textImage } = measured;
     const origin = measured.ownCaptions ? "own" : "generated";
     const zs = measured.zeroShot;
-    if (zs) sections.push(zeroShotSection(zs.evaluation, displayNames!, templates, { imageNoun, heldOut: fashion && !opts.templates }));
+    if (zs) built.set("zeroshot", zeroShotSection(zs.evaluation, displayNames!, templates, { imageNoun, heldOut: fashion && !opts.templates }));
 
     // 3. Retrieval on the first m images and all their captions; the heatmap.
     const m = Math.min(retrievalLimit, kept.length);
@@ -246,7 +287,8 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
     const rows = heatmapRows(kept, m, Boolean(classNames));
     const firstCaption = rows.map((i) => textImage.indexOf(i));
     const label = (i: number) => `#${i} ${kept[i].label !== undefined && displayNames ? displayNames[kept[i].label!] : kept[i].key}`;
-    sections.push(
+    built.set(
+      "retrieval",
       retrievalSection({
         metrics: retrieval.table,
         pairs: m,
@@ -275,63 +317,110 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
       fresh.dispose();
     }
 
-    // 5. UMAP of images, captions and class embeddings together. Captions repeat (a few templates
-    // and words per class); each distinct caption is one point, since identical embeddings would
-    // form disconnected k-NN components that UMAP scatters at random.
-    const mapNames = displayNames ?? [ds.name];
-    const classOf = (i: number) => (classNames ? (kept[i].label ?? 0) : 0);
-    const firstIndex = new Map<string, number>();
-    const uses = new Map<string, number>();
-    for (let j = 0; j < pt; j++) {
-      if (!firstIndex.has(texts[j])) firstIndex.set(texts[j], j);
-      uses.set(texts[j], (uses.get(texts[j]) ?? 0) + 1);
+    // 5. UMAP of images, captions and class embeddings together (the embedding section only).
+    // Captions repeat (a few templates and words per class); each distinct caption is one point,
+    // since identical embeddings would form disconnected k-NN components that UMAP scatters at random.
+    let total = 0;
+    let umapSeconds = 0;
+    if (want("embedding")) {
+      const mapNames = displayNames ?? [ds.name];
+      const classOf = (i: number) => (classNames ? (kept[i].label ?? 0) : 0);
+      const firstIndex = new Map<string, number>();
+      const uses = new Map<string, number>();
+      for (let j = 0; j < pt; j++) {
+        if (!firstIndex.has(texts[j])) firstIndex.set(texts[j], j);
+        uses.set(texts[j], (uses.get(texts[j]) ?? 0) + 1);
+      }
+      const uniqueIdx = [...firstIndex.values()];
+      const imgT = toTensor(imgP);
+      toDispose.push(imgT);
+      const txtU = tf.tidy(() => tf.gather(toTensor(txtP), tf.tensor1d(uniqueIdx, "int32")) as tf.Tensor2D); // [u, D]
+      toDispose.push(txtU);
+      const groups: EmbeddingGroup[] = [
+        {
+          name: fashion ? "test image" : "image",
+          modality: "image",
+          embeddings: imgT,
+          labels: Array.from({ length: p }, (_, i) => classOf(i)),
+          hover: kept.slice(0, p).map((it) => it.key),
+          thumbnails: kept.slice(0, p).map((it) => imageThumbnails(it.pixels, size, size, 3, [0])[0]),
+        },
+        {
+          name: "caption",
+          modality: "text",
+          embeddings: txtU,
+          labels: uniqueIdx.map((j) => classOf(textImage[j])),
+          hover: uniqueIdx.map((j) => `${texts[j]} (caption of ${uses.get(texts[j])} image${uses.get(texts[j]) === 1 ? "" : "s"})`),
+          opacity: 0.7,
+        },
+      ];
+      const classPrompts = zs ? zs.classWeights.n : 0;
+      if (zs) {
+        const w = toTensor(zs.classWeights);
+        toDispose.push(w);
+        groups.push({
+          name: "class embedding",
+          modality: "text",
+          embeddings: w,
+          labels: classNames!.map((_, c) => c),
+          hover: classNames!.map((c) => `ensemble of ${templates.length} prompt${templates.length === 1 ? "" : "s"}, e.g. ${JSON.stringify(fillPrompt(templates[0], c))}`),
+          symbol: "star",
+          size: 16,
+          opacity: 1,
+        });
+      }
+      total = p + uniqueIdx.length + classPrompts;
+      stage(`UMAP of ${total} points`);
+      const { figure, layout } = await embeddingUmap(
+        { classNames: mapNames, groups },
+        { ...opts.umap, seed, onProgress: callbacks.onUmapProgress, title: "Joint embedding space (UMAP)" },
+      );
+      umapSeconds = layout.knnSeconds + layout.graphSeconds + layout.layoutSeconds;
+      built.set("embedding", embeddingSection({ figure, layout, images: p, captions: pt, distinctCaptions: uniqueIdx.length, classPrompts, captionOrigin: origin, imageNoun, trained, initial }));
     }
-    const uniqueIdx = [...firstIndex.values()];
-    const imgT = toTensor(imgP);
-    toDispose.push(imgT);
-    const txtU = tf.tidy(() => tf.gather(toTensor(txtP), tf.tensor1d(uniqueIdx, "int32")) as tf.Tensor2D); // [u, D]
-    toDispose.push(txtU);
-    const groups: EmbeddingGroup[] = [
-      {
-        name: fashion ? "test image" : "image",
-        modality: "image",
-        embeddings: imgT,
-        labels: Array.from({ length: p }, (_, i) => classOf(i)),
-        hover: kept.slice(0, p).map((it) => it.key),
-        thumbnails: kept.slice(0, p).map((it) => imageThumbnails(it.pixels, size, size, 3, [0])[0]),
-      },
-      {
-        name: "caption",
-        modality: "text",
-        embeddings: txtU,
-        labels: uniqueIdx.map((j) => classOf(textImage[j])),
-        hover: uniqueIdx.map((j) => `${texts[j]} (caption of ${uses.get(texts[j])} image${uses.get(texts[j]) === 1 ? "" : "s"})`),
-        opacity: 0.7,
-      },
-    ];
-    const classPrompts = zs ? zs.classWeights.n : 0;
-    if (zs) {
-      const w = toTensor(zs.classWeights);
-      toDispose.push(w);
-      groups.push({
-        name: "class embedding",
-        modality: "text",
-        embeddings: w,
-        labels: classNames!.map((_, c) => c),
-        hover: classNames!.map((c) => `ensemble of ${templates.length} prompt${templates.length === 1 ? "" : "s"}, e.g. ${JSON.stringify(fillPrompt(templates[0], c))}`),
-        symbol: "star",
-        size: 16,
-        opacity: 1,
-      });
+
+    // 6. The audits, on the same data and model.
+    const ctx: AuditContext = {
+      clip,
+      data: ds,
+      selectionData: opts.selectionData ?? (fashion && !opts.trainData ? await openDataset(opts.dataDir ? `fashion-mnist:${opts.dataDir}` : "fashion-mnist", { split: "train" }) : opts.trainData && opts.trainData !== ds ? opts.trainData : undefined),
+      classNames: opts.classNames,
+      templates: opts.templates,
+      seed,
+      skipBadImages: opts.skipBadImages,
+      onSkip: onSkip("evaluation"),
+      onStage: stage,
+      onEncodeProgress: callbacks.onEncodeProgress,
+      onAuditProgress: callbacks.onAuditProgress,
+    };
+    const auditSummary: PipelineSummary["audits"] = {};
+    const timed = async <T,>(f: () => Promise<T>): Promise<[T, number]> => {
+      const t0 = performance.now();
+      const r = await f();
+      return [r, (performance.now() - t0) / 1000];
+    };
+    if (want("prompts")) {
+      stage("prompt study");
+      const [r, seconds] = await timed(() => promptsSection(ctx, audits.prompts));
+      built.set("prompts", r.section);
+      auditSummary.prompts = { ensembleTop1: r.top1, seconds };
     }
-    const total = p + uniqueIdx.length + classPrompts;
-    stage(`UMAP of ${total} points`);
-    const { figure, layout } = await embeddingUmap(
-      { classNames: mapNames, groups },
-      { ...opts.umap, seed, onProgress: callbacks.onUmapProgress, title: "Joint embedding space (UMAP)" },
-    );
-    const umapSeconds = layout.knnSeconds + layout.graphSeconds + layout.layoutSeconds;
-    sections.splice(1, 0, embeddingSection({ figure, layout, images: p, captions: pt, distinctCaptions: uniqueIdx.length, classPrompts, captionOrigin: origin, imageNoun, trained, initial }));
+    if (want("robustness")) {
+      stage("robustness audit");
+      const [r, seconds] = await timed(() => robustnessReportSection(ctx, audits.robustness));
+      built.set("robustness", r.section);
+      auditSummary.robustness = { cleanTop1: r.cleanTop1, seconds };
+    }
+    if (want("fairness")) {
+      stage(`fairness audit by ${fairGroups!.name}`);
+      const [r, seconds] = await timed(() => fairnessReportSection(ctx, fairGroups!, audits.fairness));
+      built.set("fairness", r.section);
+      auditSummary.fairness = { flagged: r.flagged, seconds };
+    }
+    for (const name of chosen) {
+      const sec = built.get(name);
+      if (sec) sections.push(sec);
+    }
 
     const skippedItems = [...skipped.values()];
     if (skippedItems.length) sections.push(skippedSection(skippedItems));
@@ -350,6 +439,8 @@ export async function runPipelineReport(opts: PipelineReportOptions, callbacks: 
       modalityGap: { trained: trained.gap, initial: initial.gap },
       umapPoints: total,
       umapSeconds,
+      sections: chosen.filter((n) => built.has(n)),
+      audits: auditSummary,
       skipped: new Set(skippedItems.map((s) => s.key)).size,
       skippedItems,
       seconds: (performance.now() - started) / 1000,

@@ -223,6 +223,14 @@ describe("fairnessSection with the ranking measures", () => {
       assert.match(text, /"fake" set/);
       assert.match(text, /At k = N MaxSkew against demographic parity is 0 by construction/);
       assert.match(text, /Report settings: quick\./);
+      // The study section: the measures of every run, and the sweep against rho.
+      const { fairnessStudySection } = await import("../../src/audit/fairness/section");
+      const acc = { value: 0.8, ci95: [0.7, 0.9] as [number, number] };
+      const study = fairnessStudySection([{ rho: 0.5, remedy: "none", cleanAccuracy: acc, audit: r }, { rho: 0.9, remedy: "none", cleanAccuracy: acc, audit: r }]);
+      const per = study.blocks.find((b) => b.kind === "table" && b.caption === "Ranking bias per run");
+      assert.ok(per && per.kind === "table" && per.rows.length === 2 * r.ranking!.measures.length);
+      const vsRho = study.blocks.filter((b) => b.kind === "figure").pop();
+      assert.ok(vsRho && vsRho.kind === "figure" && vsRho.figure.data.length === r.ranking!.measures.length, "one line per (metric, target, k)");
     } finally {
       m.dispose();
     }

@@ -1,7 +1,9 @@
 /**
  * `cliplab report --quick` in-process on a small Fashion-MNIST slice, and `--checkpoint F --data
  * SPEC` with a tiny 64 px model on an image folder and an open_clip TSV: the HTML files it writes,
- * opened in headless Chromium.
+ * opened in headless Chromium. By default a labelled source also gets the prompt study and the
+ * robustness audit, and a source with a group column the fairness audit; the tests that pin the
+ * base report name its four sections with --sections.
  */
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +15,7 @@ import { tmpDir } from "../helpers/fixtures";
 import { sliceDataDir } from "../helpers/data";
 import { checkHtmlFiles } from "../../scripts/lib/browser_check";
 import sharp from "sharp";
+import { initBackend } from "../../src/backend";
 import { SHAPES, saveTiny64, shapePng, writeShapeFolder, writeShapeTsv } from "../report/shapes_data";
 
 const MARK = plotlyBundle().code.slice(1000, 1200);
@@ -27,6 +30,11 @@ function figurePayloads(html: string): any[] {
   }
   return out;
 }
+
+/** The audits' section titles (their own section builders). */
+const PROMPTS_TITLE = "Zero-shot classification, prompt ensembling and prompt tuning";
+const ROBUSTNESS_TITLE = "Robustness: corruptions and adversarial attacks";
+let mainFigures = 0;
 
 describe("cliplab report", () => {
   const data = sliceDataDir(256, 240);
@@ -49,14 +57,19 @@ describe("cliplab report", () => {
     assert.ok(r.err.some((l) => l.startsWith(`UMAP of ${summary.umapPoints} points`)));
 
     const html = fs.readFileSync(out, "utf8");
-    assert.deepEqual([...html.matchAll(/<h2>(.*?)<\/h2>/g)].map((m) => m[1]), ["Training", "Embedding space", "Zero-shot classification", "Retrieval"]);
+    // The main job's report holds the audits the data supports: Fashion-MNIST has labels, no groups.
+    assert.deepEqual([...html.matchAll(/<h2>(.*?)<\/h2>/g)].map((m) => m[1]), ["Training", "Embedding space", "Zero-shot classification", "Retrieval", PROMPTS_TITLE, ROBUSTNESS_TITLE]);
+    assert.deepEqual(summary.sections, ["training", "embedding", "zeroshot", "retrieval", "prompts", "robustness"]);
+    assert.ok(summary.audits.prompts.seconds > 0 && summary.audits.robustness.cleanTop1 >= 0);
+    assert.ok(html.includes("Settings chosen for the report: "), "each audit says its settings");
     assert.equal(count(html, MARK), 1, "plotly.js inlined once");
     const figures = figurePayloads(html);
-    assert.equal(figures.length, 5, "curves, UMAP, confusion, per-class bars, heatmap");
+    assert.ok(figures.length > 5 + 2, "curves, UMAP, confusion, per-class bars, heatmap, then the audits' figures");
+    mainFigures = figures.length;
     assert.equal(count(html, 'class="cliplab-figure"'), figures.length, "one div per figure");
     assert.equal(count(html, "<script"), 2 + figures.length, "the bundle, the helper, one per figure: nothing else");
     assert.ok(!/<script[^>]+src=|<link[^>]+href=/i.test(html), "nothing fetched");
-    assert.equal(count(html, "<img "), 1, "the heatmap's image strip");
+    assert.ok(count(html, "<img ") >= 1, "the heatmap's image strip (and the robustness audit's examples)");
 
     const umap = figures[1];
     assert.equal(umap.hoverImages, true);
@@ -72,7 +85,7 @@ describe("cliplab report", () => {
 
   it("--checkpoint reads the run's training records", async () => {
     const out2 = path.join(dir, "reports", "ckpt.html");
-    const r = await run(["report", "--checkpoint", path.join(runDir, "model.safetensors"), "--quick", "--points", "60", "--data-dir", data, "--out", out2]);
+    const r = await run(["report", "--checkpoint", path.join(runDir, "model.safetensors"), "--sections", "training,embedding,zeroshot,retrieval", "--quick", "--points", "60", "--data-dir", data, "--out", out2]);
     assert.equal(r.code, 0, r.err.join("\n"));
     assert.match(r.out[r.out.length - 1], /^wrote .*ckpt\.html in \d+:\d\d: zero-shot top-1 [\d.]+% on 240 images; modality gap [\d.]+ \(freshly initialised: [\d.]+\); UMAP of \d+ points/);
     const html = fs.readFileSync(out2, "utf8");
@@ -82,9 +95,9 @@ describe("cliplab report", () => {
 
   it("both reports render every figure in headless Chromium, offline, with no JavaScript error", async () => {
     const checks = await checkHtmlFiles([out, path.join(dir, "reports", "ckpt.html")]);
-    for (const c of checks) {
+    for (const [i, c] of checks.entries()) {
       assert.deepEqual(c.problems, [], `${c.file}: ${c.problems.join("; ")}`);
-      assert.equal(c.figures.length, 5, `${c.file}: figures drawn`);
+      assert.equal(c.figures.length, i === 0 ? mainFigures : 5, `${c.file}: figures drawn`);
       assert.ok(c.figures.every((f) => f.marks > 0));
     }
   });
@@ -121,7 +134,7 @@ describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder a
   });
 
   it("on an image folder: zero-shot on its classes, retrieval on generated captions, RGB thumbnails of the 64 px inputs", async () => {
-    const r = await run(["report", "--checkpoint", ckpt, "--data", `imagefolder:${folder}`, "--quick", "--points", "24", "--out", outs.folder, "--json"]);
+    const r = await run(["report", "--checkpoint", ckpt, "--data", `imagefolder:${folder}`, "--sections", "training,embedding,zeroshot,retrieval", "--quick", "--points", "24", "--out", outs.folder, "--json"]);
     assert.equal(r.code, 0, r.err.join("\n"));
     const summary = JSON.parse(r.out[r.out.length - 1]);
     assert.equal(summary.dataset, `imagefolder:${folder}`);
@@ -172,7 +185,7 @@ describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder a
   });
 
   it("on a CSV with --csv-label-key: zero-shot on the label column as well", async () => {
-    const r = await run(["report", "--checkpoint", ckpt, "--data", `csv:${tsv}`, "--csv-label-key", "label", "--quick", "--points", "24", "--templates", "plain", "--out", outs.csvLabels, "--json"]);
+    const r = await run(["report", "--checkpoint", ckpt, "--data", `csv:${tsv}`, "--csv-label-key", "label", "--sections", "training,embedding,zeroshot,retrieval", "--quick", "--points", "24", "--templates", "plain", "--out", outs.csvLabels, "--json"]);
     assert.equal(r.code, 0, r.err.join("\n"));
     const summary = JSON.parse(r.out[r.out.length - 1]);
     assert.equal(summary.zeroShotImages, 24);
@@ -194,7 +207,7 @@ describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder a
     assert.ok(!last.includes("\n") && !/\n\s+at /.test(failed.err.join("\n")), "one line, no stack");
     assert.ok(!fs.existsSync(path.join(dir, "r", "never.html")));
 
-    const r = await run(["report", "--checkpoint", ckpt, "--data", `imagefolder:${bad}`, "--skip-bad-images", "--quick", "--points", "24", "--out", outs.skip, "--json"]);
+    const r = await run(["report", "--checkpoint", ckpt, "--data", `imagefolder:${bad}`, "--skip-bad-images", "--sections", "training,embedding,zeroshot,retrieval", "--quick", "--points", "24", "--out", outs.skip, "--json"]);
     assert.equal(r.code, 0, r.err.join("\n"));
     const summary = JSON.parse(r.out[r.out.length - 1]);
     assert.equal(summary.skipped, 1);
@@ -211,7 +224,7 @@ describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder a
 
   it("--train --data imagefolder:DIR --val-data SPEC trains the default recipe on the folder and reports on the validation data", async () => {
     const runDir = path.join(dir, "run-shapes");
-    const r = await run(["report", "--train", "--quick", "--batch", "12", "--data", `imagefolder:${folder}`, "--val-data", `csv:${tsv}`, "--csv-label-key", "label", "--run-dir", runDir, "--out", outs.trained, "--json"]);
+    const r = await run(["report", "--train", "--sections", "training,embedding,zeroshot,retrieval", "--quick", "--batch", "12", "--data", `imagefolder:${folder}`, "--val-data", `csv:${tsv}`, "--csv-label-key", "label", "--run-dir", runDir, "--out", outs.trained, "--json"]);
     assert.equal(r.code, 0, r.err.join("\n"));
     const summary = JSON.parse(r.out[r.out.length - 1]);
     assert.equal(summary.source, `training run ${runDir} on imagefolder:${folder}`);
@@ -246,5 +259,81 @@ describe("cliplab report --checkpoint F --data SPEC (64 px model, image folder a
       assert.equal(c.figures.length, want[i], `${c.file}: figures drawn`);
       assert.ok(c.figures.every((f) => f.marks > 0));
     });
+  });
+});
+
+describe("cliplab report --sections on a CSV with group columns (64 px model)", () => {
+  const dir = tmpDir();
+  const ckpt = path.join(dir, "tiny64", "model.safetensors");
+  const outs = { all: path.join(dir, "r", "all.html"), two: path.join(dir, "r", "two.html") };
+  let tsv = "";
+  before(async () => {
+    await initBackend();
+    tsv = await writeShapeTsv(path.join(dir, "csv"), 8, { groups: true });
+    await saveTiny64(ckpt);
+  });
+  const data = () => ["--data", `csv:${tsv}`, "--csv-label-key", "label", "--csv-group-keys", "tone,size"];
+
+  it("by default every section the data supports, the fairness audit by its group columns with Berg et al.'s measures", async () => {
+    const r = await run(["report", "--checkpoint", ckpt, ...data(), "--quick", "--points", "24", "--out", outs.all, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.deepEqual(summary.sections, ["training", "embedding", "zeroshot", "retrieval", "prompts", "robustness", "fairness"]);
+    assert.equal(summary.zeroShotImages, 24, "the zero-shot number of the same evaluation as before");
+    assert.ok(Array.isArray(summary.audits.fairness.flagged));
+    assert.match(r.out[r.out.length - 2], /; prompt study .*; robustness audit, clean [\d.]+% .*; fairness audit, \d+ flagged/);
+    assert.ok(r.err.some((l) => l.startsWith("fairness audit by tone")));
+    const html = fs.readFileSync(outs.all, "utf8");
+    assert.deepEqual(headings(html), ["Training", "Embedding space", "Zero-shot classification", "Retrieval", PROMPTS_TITLE, ROBUSTNESS_TITLE, "Fairness audit"]);
+    assert.ok(html.includes("are split in two, half of each class at random (seeded)"), "a single dataset: prompts chosen on one half, scored on the other");
+    assert.ok(html.includes("Ranking bias over neutral queries"));
+    assert.ok(html.includes("equal opportunity (eq_opp)") && html.includes("demographic parity (dem_par)"));
+    assert.ok(html.includes("Per group (FairFace-style)"));
+    for (const g of ["dark", "light", "small", "large"]) assert.ok(html.includes(`<td>${g}</td>`), `group ${g} in the tables`);
+    assert.ok(html.includes("crime-related rate") && html.includes("non-human rate"), "the CLIP paper's harmful-label categories");
+    const figures = figurePayloads(html);
+    const titles = figures.map((f) => String(f.layout?.title?.text ?? ""));
+    assert.ok(titles.some((t) => t.startsWith("MaxSkew@k")) && titles.some((t) => t.startsWith("NDKL@k")), titles.join(" | "));
+    assert.ok(titles.some((t) => t.startsWith("By tone:")) && titles.some((t) => t.startsWith("By size:")));
+    assert.equal(count(html, 'class="cliplab-figure"'), figures.length);
+  });
+
+  it("--sections zeroshot,fairness --groups column:size: only those two, by the named column", async () => {
+    const r = await run(["report", "--checkpoint", ckpt, ...data(), "--sections", "zeroshot,fairness", "--groups", "column:size", "--quick", "--points", "24", "--out", outs.two, "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.deepEqual(summary.sections, ["zeroshot", "fairness"]);
+    assert.equal(summary.umapPoints, 0, "no UMAP without the embedding section");
+    assert.match(r.out[r.out.length - 2], /no UMAP \(embedding section left out\)/);
+    const html = fs.readFileSync(outs.two, "utf8");
+    assert.deepEqual(headings(html), ["Zero-shot classification", "Fairness audit"]);
+    assert.ok(html.includes("<td>small</td>") && !html.includes("<td>dark</td>"), "grouped by size only");
+  });
+
+  it("bad --sections or --groups: exit 2 with one line", async () => {
+    const cases: [string[], RegExp][] = [
+      [["--sections", "umap"], /--sections: unknown section "umap"; valid sections: training, embedding, zeroshot, retrieval, prompts, robustness, fairness/],
+      [["--data", `imagefolder:${path.join(dir, "csv", "images")}`, "--sections", "fairness"], /--sections: section fairness: .* has no (labels|group column)/],
+      [[...data(), "--groups", "column:age"], /--groups column:age: csv:.* has no group column "age" \(its group keys: tone, size\)/],
+      [[...data(), "--groups", "stripes"], /--groups must be column:NAME, planted:border, file:PATH, got "stripes"/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await run(["report", "--checkpoint", ckpt, "--quick", "--out", path.join(dir, "r", "never.html"), ...args]);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.err.join("\n")}`);
+      const lines = r.err.filter((l) => l.startsWith("cliplab report:"));
+      assert.equal(lines.length, 1, r.err.join("\n"));
+      assert.match(lines[0], re);
+    }
+    assert.ok(!fs.existsSync(path.join(dir, "r", "never.html")));
+  });
+
+  it("both reports render every section's figures in headless Chromium, offline, with no JavaScript error", async () => {
+    const checks = await checkHtmlFiles([outs.all, outs.two]);
+    for (const c of checks) {
+      assert.deepEqual(c.problems, [], `${c.file}: ${c.problems.join("; ")}`);
+      const html = fs.readFileSync(c.file, "utf8");
+      assert.equal(c.figures.length, figurePayloads(html).length, `${c.file}: every figure drawn`);
+      assert.ok(c.figures.every((f) => f.marks > 0), `${c.file}: ${JSON.stringify(c.figures)}`);
+    }
   });
 });

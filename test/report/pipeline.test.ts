@@ -15,6 +15,7 @@ import { encodeImages, encodeTexts } from "../../src/eval/encode";
 import { preparedStream } from "../../src/data/stream";
 import { cosineTable, headRows, measureDataset, pairStats, retrievalOf, textsOfFirst } from "../../src/report/pipeline_measure";
 import { runPipelineReport } from "../../src/report/pipeline";
+import { REPORT_AUDITS_QUICK } from "../../src/report/pipeline_audits";
 import { retrievalSection, skippedSection, zeroShotSection } from "../../src/report/pipeline_sections";
 import { imageThumbnails, greyThumbnails } from "../../src/viz/png";
 import { initBackend } from "../../src/backend";
@@ -114,7 +115,7 @@ describe("measureDataset and runPipelineReport on an image folder at 64 px", () 
     const stages: string[] = [];
     const before = tf.memory().numTensors;
     const { report, summary } = await runPipelineReport(
-      { name: "shapes", checkpoint: ckpt, data: ds, points: 15, retrievalLimit: 15, umap: { nEpochs: 50 } },
+      { name: "shapes", checkpoint: ckpt, data: ds, points: 15, retrievalLimit: 15, umap: { nEpochs: 50 }, sections: ["training", "embedding", "zeroshot", "retrieval"] },
       { onStage: (s) => stages.push(s) },
     );
     assert.equal(tf.memory().numTensors, before, "no tensor leaked");
@@ -128,6 +129,27 @@ describe("measureDataset and runPipelineReport on an image folder at 64 px", () 
     assert.match(report.subtitle!, /evaluated on imagefolder:.*shapes \(15 images, 3 classes, generated captions\)/);
     const strip = report.sections[3].blocks.find((b) => b.kind === "image");
     assert.ok(strip && strip.kind === "image" && strip.channels === 3 && strip.height === 64 && strip.width === 3 * 64, "one 64 px RGB input per class");
+  });
+
+  it("the audits (quick settings) after the base sections, in report order, and nothing left in tfjs", async () => {
+    const ds = await openDataset(`imagefolder:${folder}`);
+    const stages: string[] = [];
+    const before = tf.memory().numTensors;
+    const { report, summary } = await runPipelineReport(
+      { name: "audits", checkpoint: ckpt, data: ds, points: 15, retrievalLimit: 15, sections: ["robustness", "zeroshot", "prompts"], audits: REPORT_AUDITS_QUICK, groups: undefined },
+      { onStage: (s) => stages.push(s) },
+    );
+    assert.equal(tf.memory().numTensors, before, "no tensor leaked");
+    assert.deepEqual(report.sections.map((s) => s.title), ["Zero-shot classification", "Zero-shot classification, prompt ensembling and prompt tuning", "Robustness: corruptions and adversarial attacks"]);
+    assert.deepEqual(summary.sections, ["zeroshot", "prompts", "robustness"]);
+    assert.equal(summary.umapPoints, 0);
+    assert.ok(summary.audits.prompts!.ensembleTop1! >= 0 && summary.audits.robustness!.cleanTop1 >= 0);
+    assert.ok(!stages.some((s) => s.startsWith("UMAP")), "no UMAP without the embedding section");
+    assert.ok(stages.includes("prompt study: k-shot k=1 seed=0"), "5 images per class: 2 to choose on, 1 validation image, k = 1 only");
+    const note = (i: number) => (report.sections[i].blocks[0].kind === "text" ? (report.sections[i].blocks[0] as { text: string }).text : "");
+    assert.match(note(1), /^Settings chosen for the report: 200 test images, .* 1 validation images per class, k-shot k = 1 /);
+    assert.match(note(2), /^Settings chosen for the report: 15 images for the clean and corrupted metrics \(\d+ corruptions at severities 1, 3, 5\), the first 15 of them attacked/);
+    await assert.rejects(runPipelineReport({ name: "x", checkpoint: ckpt, data: ds, sections: ["fairness"] }), /^RangeError: section fairness: imagefolder:.* has no group column/);
   });
 
   it("refuses data with nothing to measure, before loading the model", async () => {

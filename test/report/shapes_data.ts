@@ -56,20 +56,23 @@ export async function writeShapeFolder(dir: string, perClass: number): Promise<s
 
 /**
  * An open_clip TSV in DIR (images in DIR/images): `filepath`, `title` (a caption with a comma,
- * quotes and non-ASCII), and `label` (the shape's name). Returns the file.
+ * quotes and non-ASCII), and `label` (the shape's name). With `groups`, two group columns too:
+ * `tone` ("dark" for a third of the images, "light") and `size` ("small", "large", alternating).
+ * Returns the file.
  */
-export async function writeShapeTsv(dir: string, perClass: number): Promise<string> {
+export async function writeShapeTsv(dir: string, perClass: number, opts: { groups?: boolean; name?: string } = {}): Promise<string> {
   fs.mkdirSync(path.join(dir, "images"), { recursive: true });
-  const lines = ["filepath\ttitle\tlabel"];
+  const lines = [`filepath\ttitle\tlabel${opts.groups ? "\ttone\tsize" : ""}`];
   for (let i = 0; i < perClass; i++) {
     for (let c = 0; c < SHAPES.length; c++) {
       const [w, h] = SIZES[(i + c) % SIZES.length];
       const rel = `images/${SHAPES[c]}-${i}.png`;
       fs.writeFileSync(path.join(dir, rel), await shapePng(c, w, h, 1000 + 100 * c + i));
-      lines.push(`${rel}\t"a ${SHAPES[c]}, drawn ""by hand"" · n°${i}"\t${SHAPES[c]}`);
+      const groups = opts.groups ? `\t${(i + c) % 3 === 0 ? "dark" : "light"}\t${i % 2 ? "large" : "small"}` : "";
+      lines.push(`${rel}\t"a ${SHAPES[c]}, drawn ""by hand"" · n°${i}"\t${SHAPES[c]}${groups}`);
     }
   }
-  const file = path.join(dir, "pairs.tsv");
+  const file = path.join(dir, opts.name ?? "pairs.tsv");
   fs.writeFileSync(file, lines.join("\n") + "\n");
   return file;
 }

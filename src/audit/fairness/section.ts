@@ -7,7 +7,7 @@ import type { ReportBlock, ReportSection, TableCell } from "../../report/types";
 import type { Figure } from "../../viz/figure";
 import type { Estimate } from "./bootstrap";
 import type { FairnessAuditResult, ProbeResult } from "./audit";
-import { attributeTableBlocks, barFigure, ci, fmt, pFmt, rankingBlocks } from "./section_tables";
+import { TARGET_NAMES, attributeTableBlocks, barFigure, ci, fmt, pFmt, rankingBlocks } from "./section_tables";
 
 function coversZero(p: ProbeResult): boolean {
   return p.ci95[0] <= 0 && p.ci95[1] >= 0;
@@ -174,5 +174,51 @@ export function fairnessStudySection(runs: readonly StudyRun[], opts: { title?: 
     });
     blocks.push({ kind: "table", columns: ["model rho", "probe", "value", "95% CI", "p", "CI covers 0", ""], rows, caption: "Placebo groups (no frame)", digits: 3 });
   }
+  const ranked = runs.filter((r) => r.audit.ranking);
+  if (ranked.length) blocks.push(...rankingStudyBlocks(ranked, sweep));
   return { title: opts.title ?? "Planted bias: rho sweep and remedies", blocks };
+}
+
+/** Berg et al.'s ranking measures of every run that has them: one long table and, for the sweep, each measure against rho. */
+function rankingStudyBlocks(runs: readonly StudyRun[], sweep: readonly StudyRun[]): ReportBlock[] {
+  const rows: TableCell[][] = [];
+  for (const r of runs) {
+    for (const m of r.audit.ranking!.measures) {
+      rows.push([r.rho, r.remedy, `${m.metric === "maxSkew" ? "MaxSkew" : "NDKL"}@${m.k}`, TARGET_NAMES[m.target], m.mean, ci(m), m.nullMean, pFmt(m.pValue), m.flagged ? "FLAGGED" : ""]);
+    }
+  }
+  const first = runs[0].audit.ranking!;
+  const blocks: ReportBlock[] = [
+    {
+      kind: "text",
+      text:
+        `Ranking bias over ${first.queries.length} neutral queries (Berg et al. 2022): MaxSkew@k and NDKL of the framed/plain make-up of each query's top k, ` +
+        `against equal opportunity (1/2 each) and demographic parity (the test images' shares), mean over the queries with a bootstrap interval over queries; ` +
+        `p-values shuffle the groups across images. Compare each value with its null mean: a frame any model can see may move images in every ranking, ` +
+        `so the placebo split (no frame drawn) is the control that must stay quiet.`,
+    },
+    { kind: "table", columns: ["rho", "run", "measure", "target", "mean over queries", "95% CI", "null mean", "p", ""], rows, caption: "Ranking bias per run", digits: 3 },
+  ];
+  const plain = sweep.filter((r) => r.remedy === "none" && r.audit.ranking);
+  if (plain.length > 1) {
+    const keys = [...new Set(first.measures.map((m) => `${m.metric}|${m.target}|${m.k}`))];
+    const data = keys.map((key) => {
+      const pts = plain.map((r) => ({ rho: r.rho, m: r.audit.ranking!.measures.find((m) => `${m.metric}|${m.target}|${m.k}` === key)! })).filter((p) => p.m);
+      const m0 = pts[0].m;
+      return {
+        type: "scatter",
+        mode: "lines+markers",
+        name: `${m0.metric === "maxSkew" ? "MaxSkew" : "NDKL"}@${m0.k}, ${TARGET_NAMES[m0.target]}`,
+        x: pts.map((p) => p.rho),
+        y: pts.map((p) => p.m.mean),
+        error_y: { type: "data", symmetric: false, array: pts.map((p) => p.m.ci95[1] - p.m.mean), arrayminus: pts.map((p) => p.m.mean - p.m.ci95[0]) },
+      };
+    });
+    blocks.push({
+      kind: "figure",
+      figure: { data, layout: { title: { text: "Ranking bias against planted strength (95% CI over queries)" }, xaxis: { title: { text: "rho" } }, yaxis: { title: { text: "mean over queries" } }, margin: { t: 40 } } },
+      caption: "Berg et al.'s measures of the sweep's models against rho.",
+    });
+  }
+  return blocks;
 }
