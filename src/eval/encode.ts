@@ -16,6 +16,7 @@ import { normalizePixels } from "../image/preprocess";
 import { packTokens, tokenizeToIds } from "../text/tokenize";
 import { rowsOf, type ImageRows, type PreparedImage } from "../data/prepared";
 import { checkPositiveInt, fmtShape } from "./checks";
+import { activationBytes, defaultActivationBudget } from "../model/memory";
 
 export type { ImageRows, PreparedImage };
 
@@ -48,7 +49,7 @@ export interface EncodeProgress {
 export interface EncodeOptions {
   /** Items per encoder call; default from the model config and `memoryBudgetBytes`. */
   batchSize?: number;
-  /** Activation memory one batch may use; default 256 MiB. */
+  /** Activation memory one batch may use; default a quarter of what the engine has free, within [16 MiB, 1 GiB]. */
   memoryBudgetBytes?: number;
   /** Unit-normalise each row. */
   normalize?: boolean;
@@ -69,32 +70,8 @@ type AnyConfig = {
   text_cfg?: { context_length?: number; width?: number; heads?: number; mlp_ratio?: number };
 };
 
-/**
- * Activation bytes per image and per text of one transformer block (the model frees each block's
- * input, so one block's working set is the peak): the residual stream, q/k/v, the MLP hidden
- * layer and the attention matrix, float32, with a factor 2 for the temporaries kernels hold.
- * A ModifiedResNet's peak is its stem at half resolution with width/2 channels, times 6 tensors.
- */
-export function activationBytes(config: AnyConfig): { image: number; text: number } {
-  const v = config.vision_cfg ?? {};
-  const t = config.text_cfg ?? {};
-  let image = 0;
-  if (v.image_size && v.width) {
-    if (v.patch_size) {
-      const tokens = (v.image_size / v.patch_size) ** 2 + 1;
-      const heads = v.width / (v.head_width ?? 64);
-      image = 2 * 4 * (tokens * v.width * (4 + 2 * (v.mlp_ratio ?? 4)) + heads * tokens * tokens);
-    } else {
-      image = 2 * 4 * 6 * (v.image_size / 2) ** 2 * v.width;
-    }
-  }
-  let text = 0;
-  if (t.context_length && t.width) {
-    const T = t.context_length;
-    text = 2 * 4 * (T * t.width * (4 + 2 * (t.mlp_ratio ?? 4)) + (t.heads ?? 8) * T * T);
-  }
-  return { image, text };
-}
+// Per-item activation bytes live with the memory estimate (src/model/memory.ts).
+export { activationBytes };
 
 /** Batch sizes that keep one batch's activations within `budget` bytes (1..MAX_BATCH). */
 export function batchSizes(config: AnyConfig, budget = DEFAULT_MEMORY_BUDGET): { images: number; texts: number } {
@@ -105,7 +82,8 @@ export function batchSizes(config: AnyConfig, budget = DEFAULT_MEMORY_BUDGET): {
 
 function batchSizeFor(kind: "images" | "texts", config: AnyConfig, opts: EncodeOptions, fn: string): number {
   if (opts.batchSize !== undefined) return checkPositiveInt(fn, "batchSize", opts.batchSize);
-  const budget = opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET;
+  // By default a quarter of what the engine has free (memoryCeiling), within [16 MiB, 1 GiB].
+  const budget = opts.memoryBudgetBytes ?? defaultActivationBudget();
   if (!(budget > 0)) throw new RangeError(`${fn}: memoryBudgetBytes must be > 0, got ${budget}`);
   return batchSizes(config, budget)[kind];
 }

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Clip } from "../model/clip";
 import { ClipConfig } from "../model/config";
-import { openSafetensors, writeSafetensors } from "./safetensors";
+import { TensorToWrite, openSafetensors, writeSafetensors } from "./safetensors";
 import { Naming, asOpenAISource, toHfTensors } from "./state_dict_names";
 import {
   ConfigOrigin,
@@ -99,10 +99,13 @@ export async function loadCheckpoint(file: string, opts: LoadCheckpointOptions =
   }
   try {
     const stored = reader;
+    // Each tensor streams from the file in chunks (half precision decoded per chunk) straight
+    // into its variable: the weights are never held twice, on disk's dtype or in float32.
     const source = asOpenAISource({
       names: () => stored.entries.keys(),
       shape: (n) => stored.entries.get(n)?.shape,
       read: (n) => stored.readFloat32(n),
+      readChunks: (n, onChunk, chunkElements) => stored.readFloat32Chunks(n, onChunk, chunkElements),
     });
     const { config } = resolveCheckpointConfig(file, reader.metadata, source, opts.config);
     return Clip.fromSource(config, source);
@@ -128,15 +131,19 @@ export async function saveCheckpoint(clip: Clip, file: string, opts: SaveCheckpo
   if (!["F32", "F16", "BF16"].includes(dtype)) {
     throw new CheckpointError(`dtype must be one of F32, F16, BF16, got ${JSON.stringify(dtype)}`);
   }
-  let tensors = clip.stateDict();
-  if (naming === "hf") tensors = toHfTensors(tensors);
   if (opts.openClipConfig && naming !== "openai") {
     throw new CheckpointError(`${file}: open_clip_config.json goes with OpenAI names (open_clip's), not naming ${JSON.stringify(naming)}`);
   }
+  // OpenAI names: each tensor is read from the model when it is written, so saving holds one
+  // tensor outside the backend, not the whole model. Hugging Face's split q/k/v are built first.
+  const tensors: TensorToWrite[] =
+    naming === "hf"
+      ? toHfTensors(clip.stateDict()).map((t) => ({ ...t, dtype }))
+      : clip.specs.map((spec) => ({ name: spec.name, shape: spec.shape.slice(), data: () => clip.stateTensor(spec.name), dtype }));
   const metadata = { ...(opts.metadata ?? {}), ...configToMetadata(clip.config) };
   try {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    writeSafetensors(file, tensors.map((t) => ({ ...t, dtype })), metadata);
+    writeSafetensors(file, tensors, metadata);
     if (opts.openClipConfig) {
       writeOpenClipConfig(clip.config, path.join(path.dirname(path.resolve(file)), OPEN_CLIP_CONFIG_FILE));
     }

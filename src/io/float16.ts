@@ -133,10 +133,24 @@ export function float32ToFloat16Bits(src: Float32Array): Uint16Array {
 
 /** Decode binary16 bit patterns to a Float32Array (exact). */
 export function float16BitsToFloat32(src: Uint16Array): Float32Array {
+  return float16BitsToFloat32Into(src, new Float32Array(src.length));
+}
+
+/**
+ * Decode binary16 bit patterns into `dst` from `dstOffset` on (exact), without allocating: the
+ * checkpoint loader decodes a file chunk straight into a tensor's memory.
+ */
+export function float16BitsToFloat32Into(src: Uint16Array, dst: Float32Array, dstOffset = 0): Float32Array {
+  checkRoom("float16BitsToFloat32Into", src.length, dst.length, dstOffset);
   const table = getF16Table();
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = table[src[i]];
-  return out;
+  for (let i = 0; i < src.length; i++) dst[dstOffset + i] = table[src[i]];
+  return dst;
+}
+
+function checkRoom(fn: string, n: number, room: number, offset: number): void {
+  if (!Number.isInteger(offset) || offset < 0 || offset + n > room) {
+    throw new RangeError(`${fn}: ${n} values from offset ${offset} do not fit in a destination of ${room}`);
+  }
 }
 
 /** Encode a Float32Array to bfloat16 bit patterns. */
@@ -149,9 +163,14 @@ export function float32ToBfloat16Bits(src: Float32Array): Uint16Array {
 
 /** Decode bfloat16 bit patterns to a Float32Array (exact, NaN payloads kept). */
 export function bfloat16BitsToFloat32(src: Uint16Array): Float32Array {
-  const out = new Float32Array(src.length);
+  return bfloat16BitsToFloat32Into(src, new Float32Array(src.length));
+}
+
+/** Decode bfloat16 bit patterns into `dst` from `dstOffset` on (exact, NaN payloads kept), without allocating. */
+export function bfloat16BitsToFloat32Into(src: Uint16Array, dst: Float32Array, dstOffset = 0): Float32Array {
+  checkRoom("bfloat16BitsToFloat32Into", src.length, dst.length, dstOffset);
   // Writing through a Uint32Array view of the output avoids a number round trip per element.
-  const outBits = new Uint32Array(out.buffer);
+  const outBits = new Uint32Array(dst.buffer, dst.byteOffset + 4 * dstOffset, src.length);
   for (let i = 0; i < src.length; i++) outBits[i] = src[i] << 16;
-  return out;
+  return dst;
 }

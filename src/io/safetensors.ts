@@ -8,7 +8,10 @@
 //
 // Reading never loads the whole file: we read the 8-byte prefix and the header, validate all of
 // it (so a bad file fails at open time, not halfway through building a model), and then read each
-// tensor on demand with a positioned read. Checkpoints can be several hundred MB.
+// tensor on demand with a positioned read. Checkpoints can be several GB (ViT-L-14 is 1.7 GB in
+// F32): `readFloat32Chunks` streams a tensor through one reused chunk buffer, decoding half
+// precision chunk by chunk, so a loader can write it straight into its destination (a tensor's
+// memory) without ever holding the whole tensor, or the file, a second time.
 //
 // Validation follows upstream: tensors must exactly tile the data section (no overlaps, no
 // holes, no trailing bytes), which also rules out files that hide extra data between tensors.
@@ -18,7 +21,7 @@
 // this also works on big-endian hosts.
 
 import * as fs from "node:fs";
-import { float32ToBfloat16Bits, float32ToFloat16Bits, float16BitsToFloat32, bfloat16BitsToFloat32 } from "./float16";
+import { float32ToBfloat16Bits, float32ToFloat16Bits, float16BitsToFloat32Into, bfloat16BitsToFloat32Into } from "./float16";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "F64" | "I32" | "I64";
 
@@ -48,13 +51,30 @@ export interface SafetensorsReader {
   entries: Map<string, TensorEntry>;
   /** Read one tensor from disk and decode it to float32. Unknown name -> SafetensorsError. */
   readFloat32(name: string): Float32Array;
+  /**
+   * Stream one tensor from disk decoded to float32, in file order, at most `chunkElements` values
+   * at a time (default 2^20, 4 MiB): `onChunk(values, start)` receives elements
+   * [start, start + values.length) in a buffer that the next chunk reuses (copy what you keep).
+   * Memory: one chunk of the stored dtype plus one of float32, whatever the tensor's size.
+   */
+  readFloat32Chunks(name: string, onChunk: ChunkSink, chunkElements?: number): void;
   close(): void;
 }
+
+/** Receives consecutive pieces of a tensor: `values` are elements [start, start + values.length), valid during the call only. */
+export type ChunkSink = (values: Float32Array, start: number) => void;
+
+/** Values per chunk when streaming a tensor (4 MiB of float32). */
+export const DEFAULT_CHUNK_ELEMENTS = 1 << 20;
 
 export interface TensorToWrite {
   name: string;
   shape: number[];
-  data: Float32Array;
+  /**
+   * The values, or a function returning them, called once when the tensor is written: the writer
+   * then holds one tensor at a time, not the whole model (its length is checked at that point).
+   */
+  data: Float32Array | (() => Float32Array);
   /** Storage dtype, default "F32". F16/BF16 are rounded to nearest, ties to even. */
   dtype?: "F32" | "F16" | "BF16";
 }
@@ -276,18 +296,28 @@ function parseMetadata(label: string, raw: unknown): Record<string, string> {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-/** `raw` must be a fresh array with byteOffset 0 (so typed-array views are aligned). */
+/**
+ * Whole-tensor decode. `raw` must be a fresh array with byteOffset 0 (so typed-array views are
+ * aligned). F32 on a little-endian host is returned as a view of `raw` (no copy).
+ */
 function decode(label: string, entry: TensorEntry, raw: Uint8Array): Float32Array {
-  const itemSize = DTYPE_SIZE[entry.dtype];
-  const n = raw.byteLength / itemSize;
+  const n = raw.byteLength / DTYPE_SIZE[entry.dtype];
+  if (entry.dtype === "F32" && HOST_LITTLE_ENDIAN) return new Float32Array(raw.buffer, raw.byteOffset, n);
+  return decodeInto(label, entry, raw, new Float32Array(n), 0);
+}
+
+/**
+ * Decodes `raw` (elements `first`.. of the tensor, byteOffset a multiple of the item size) into
+ * `out` (exactly as many elements). `first` only numbers elements in messages.
+ */
+function decodeInto(label: string, entry: TensorEntry, raw: Uint8Array, out: Float32Array, first: number): Float32Array {
+  const n = out.length;
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
 
   switch (entry.dtype) {
     case "F32": {
-      // On little-endian hosts the bytes already are a Float32Array: no copy, no per-element work.
-      if (HOST_LITTLE_ENDIAN) return new Float32Array(raw.buffer, raw.byteOffset, n);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
+      if (HOST_LITTLE_ENDIAN) out.set(new Float32Array(raw.buffer, raw.byteOffset, n));
+      else for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
       return out;
     }
     case "F16":
@@ -299,28 +329,25 @@ function decode(label: string, entry: TensorEntry, raw: Uint8Array): Float32Arra
         bits = new Uint16Array(n);
         for (let i = 0; i < n; i++) bits[i] = view.getUint16(2 * i, true);
       }
-      return entry.dtype === "F16" ? float16BitsToFloat32(bits) : bfloat16BitsToFloat32(bits);
+      return entry.dtype === "F16" ? float16BitsToFloat32Into(bits, out) : bfloat16BitsToFloat32Into(bits, out);
     }
     case "F64": {
-      const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = view.getFloat64(8 * i, true);
       return out;
     }
     case "I32": {
-      const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = view.getInt32(4 * i, true);
       return out;
     }
     case "I64": {
       // Values beyond 2^53 would already be wrong as JS numbers; refuse them rather than guess.
-      const out = new Float32Array(n);
       const max = BigInt(Number.MAX_SAFE_INTEGER);
       for (let i = 0; i < n; i++) {
         const v = view.getBigInt64(8 * i, true);
         if (v > max || v < -max) {
           fail(
             label,
-            `tensor ${JSON.stringify(entry.name)}: I64 element ${i} is ${v}, outside the safe integer range ±${Number.MAX_SAFE_INTEGER}`,
+            `tensor ${JSON.stringify(entry.name)}: I64 element ${first + i} is ${v}, outside the safe integer range ±${Number.MAX_SAFE_INTEGER}`,
           );
         }
         out[i] = Number(v);
@@ -377,6 +404,35 @@ class FileReader implements SafetensorsReader {
       fail(this.path, `tensor ${JSON.stringify(name)}: read failed: ${(e as Error).message}`, e);
     }
     return decode(this.path, entry, raw);
+  }
+
+  readFloat32Chunks(name: string, onChunk: ChunkSink, chunkElements = DEFAULT_CHUNK_ELEMENTS): void {
+    const entry = lookup(this.path, this.entries, name);
+    if (!Number.isSafeInteger(chunkElements) || chunkElements < 1) {
+      fail(this.path, `tensor ${JSON.stringify(name)}: chunkElements must be a positive integer, got ${show(chunkElements)}`);
+    }
+    if (typeof onChunk !== "function") fail(this.path, `tensor ${JSON.stringify(name)}: onChunk must be a function, got ${typeName(onChunk)}`);
+    const itemSize = DTYPE_SIZE[entry.dtype];
+    const count = entry.byteLength / itemSize;
+    const per = Math.min(chunkElements, count);
+    // One raw buffer and, unless F32 on a little-endian host (read in place), one decoded buffer.
+    const raw = new Uint8Array(per * itemSize);
+    const inPlace = entry.dtype === "F32" && HOST_LITTLE_ENDIAN;
+    const decoded = inPlace ? new Float32Array(raw.buffer) : new Float32Array(per);
+    for (let start = 0; start < count; start += per) {
+      if (this.fd === null) fail(this.path, `cannot read tensor ${JSON.stringify(name)}: reader is closed`);
+      const n = Math.min(per, count - start);
+      const bytes = raw.subarray(0, n * itemSize);
+      try {
+        readFully(this.path, this.fd, bytes, entry.byteOffset + start * itemSize);
+      } catch (e) {
+        if (e instanceof SafetensorsError) throw e;
+        fail(this.path, `tensor ${JSON.stringify(name)}: read failed: ${(e as Error).message}`, e);
+      }
+      const values = decoded.subarray(0, n);
+      if (!inPlace) decodeInto(this.path, entry, bytes, values, start);
+      onChunk(values, start);
+    }
   }
 
   close(): void {
@@ -460,6 +516,13 @@ function encode(data: Float32Array, dtype: "F32" | "F16" | "BF16"): Uint8Array {
   return out;
 }
 
+function checkData(path: string, t: TensorToWrite, data: unknown, count: number): Float32Array {
+  const where = `tensor ${JSON.stringify(t.name)}`;
+  if (!(data instanceof Float32Array)) fail(path, `${where}: data must be a Float32Array, got ${typeName(data)}`);
+  if (data.length !== count) fail(path, `${where}: data has ${data.length} elements but shape ${show(t.shape)} needs ${count}`);
+  return data;
+}
+
 function writeFully(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) {
@@ -495,10 +558,8 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
     }
     const count = checkShape(t.shape);
     if (typeof count === "string") fail(path, `${where}: shape ${count}`);
-    if (!(t.data instanceof Float32Array)) fail(path, `${where}: data must be a Float32Array, got ${typeName(t.data)}`);
-    if (t.data.length !== count) {
-      fail(path, `${where}: data has ${t.data.length} elements but shape ${show(t.shape)} needs ${count}`);
-    }
+    // A function is called when the tensor is written; its result is checked then.
+    if (typeof t.data !== "function") checkData(path, t, t.data, count);
   }
 
   // Code-unit order, matching Python's sorted() for the usual ASCII names.
@@ -514,7 +575,7 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
   let offset = 0;
   for (const t of sorted) {
     const dtype = t.dtype ?? "F32";
-    const byteLength = t.data.length * DTYPE_SIZE[dtype];
+    const byteLength = (checkShape(t.shape) as number) * DTYPE_SIZE[dtype];
     const info = `{"dtype":"${dtype}","shape":${JSON.stringify(t.shape)},"data_offsets":[${offset},${offset + byteLength}]}`;
     parts.push(`${JSON.stringify(t.name)}:${info}`);
     offset += byteLength;
@@ -532,8 +593,12 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
   try {
     fd = fs.openSync(tmp, "w");
     writeFully(fd, prefixAndHeader);
-    // Encode one tensor at a time so peak extra memory is one tensor, not the whole file.
-    for (const t of sorted) writeFully(fd, encode(t.data, t.dtype ?? "F32"));
+    // Encode one tensor at a time so peak extra memory is one tensor, not the whole file (and,
+    // with data given as functions, the caller's copy is one tensor too).
+    for (const t of sorted) {
+      const data = typeof t.data === "function" ? checkData(path, t, t.data(), checkShape(t.shape) as number) : t.data;
+      writeFully(fd, encode(data, t.dtype ?? "F32"));
+    }
     // Flush before the rename so a crash can't leave a renamed-but-empty file behind.
     fs.fsyncSync(fd);
     fs.closeSync(fd);
@@ -552,6 +617,7 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
     } catch {
       // best effort; the original error is the useful one
     }
+    if (e instanceof SafetensorsError) throw e;
     fail(path, `write failed: ${(e as Error).message}`, e);
   }
 }

@@ -22,6 +22,8 @@ export interface StoredTensors {
   names(): Iterable<string>;
   shape(name: string): readonly number[] | undefined;
   read(name: string): Float32Array;
+  /** Optional streaming read (see `TensorSource.readChunks`); used for tensors that are only renamed. */
+  readChunks?(name: string, onChunk: (values: Float32Array, start: number) => void, chunkElements: number): void;
 }
 
 export function detectNaming(names: Iterable<string>): Naming {
@@ -148,7 +150,7 @@ export function asOpenAISource(stored: StoredTensors): TensorSource {
     }
     recipes.set(ours, { kind: "stack", from: [parts.q, parts.k, parts.v] });
   }
-  return {
+  const source: TensorSource = {
     names: () => recipes.keys(),
     shape: (name) => shapes.get(name),
     read: (name) => {
@@ -168,7 +170,16 @@ export function asOpenAISource(stored: StoredTensors): TensorSource {
       }
       return out;
     },
+    // Renamed tensors stream from the store; stacked or transposed ones (Hugging Face) are built whole.
+    readChunks: stored.readChunks
+      ? (name, onChunk, chunkElements) => {
+          const recipe = recipes.get(name);
+          if (recipe?.kind === "rename") stored.readChunks!(recipe.from, onChunk, chunkElements);
+          else onChunk(source.read(name), 0);
+        }
+      : undefined,
   };
+  return source;
 }
 
 /** OpenAI-named tensors renamed (and split / transposed) into Hugging Face CLIPModel names. */

@@ -86,14 +86,18 @@ export function transformer(
   mask?: tf.Tensor,
 ): tf.Tensor3D {
   let h = x;
-  // A tidy per block frees its intermediates as soon as the block is done (inference peaks at one
-  // block's activations, not all of them); under a gradient tape the saved tensors are kept.
+  // A tidy per block frees its intermediates as soon as the block is done; without a gradient
+  // tape the block's input (the previous block's output, ours to free; never the caller's x) goes
+  // too, so inference peaks at one block's activations whatever the depth. Under a tape the
+  // tensors the backward pass needs are kept.
+  const freeInputs = !tf.engine().isTapeOn();
   for (let i = 0; i < layers; i++) {
     const input = h;
     const block = `${prefix}.resblocks.${i}`;
     const run = (xb: tf.Tensor3D, wb: Weights) => residualAttentionBlock(xb, wb, block, heads, act, mask);
     // Gradient checkpointing (src/model/grad_checkpoint.ts): the block is recomputed in the backward pass.
     h = gradCheckpointingActive() ? checkpointed(input, w, blockWeightNames(block), run) : tf.tidy(() => run(input, w));
+    if (freeInputs && i > 0) input.dispose();
   }
   return h;
 }

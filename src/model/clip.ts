@@ -6,15 +6,32 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { ClipConfig, visionTower } from "./config";
-import { resolveModelConfig } from "./registry";
+import { presetNameOf, resolveModelConfig } from "./registry";
+import { assertFitsInMemory, estimateMemory } from "./memory";
 import { Activation, Weights } from "./layers";
 import { causalMask } from "./attention";
 import { encodeImageViT } from "./vision_transformer";
 import { encodeImageResNet } from "./modified_resnet";
 import { encodeTextFromEmbeddings, encodeTextTransformer, firstArgmax } from "./text_transformer";
-import { ParamSpec, clipParamSpecs, initialValues, internalShape, numel, toExternalLayout, toInternalLayout } from "./params";
-import { Random } from "../util/random";
+import {
+  INIT_SCHEMES,
+  InitScheme,
+  ParamSpec,
+  clipParamSpecs,
+  drawInitialValues,
+  initialValues,
+  internalShape,
+  numel,
+  rowLength,
+  toExternalLayout,
+  writeInternalLayout,
+} from "./params";
+import { filledTensor } from "./filled_tensor";
 import { withGradCheckpointing } from "./grad_checkpoint";
+import { Random } from "../util/random";
+
+/** Values per chunk when a model is built from a streaming source (4 MiB of float32). */
+const BUILD_CHUNK_ELEMENTS = 1 << 20;
 
 /** A tensor in PyTorch's layout, as stored in a checkpoint. */
 export interface StateTensor {
@@ -61,14 +78,36 @@ export class Clip {
     };
   }
 
-  /** A freshly initialised model (OpenAI's initialisation), reproducible from `seed`. */
-  static create(model: ClipConfig | string | object, opts: { seed?: number } = {}): Clip {
+  /**
+   * A freshly initialised model (OpenAI's initialisation), reproducible from `seed`. Each tensor is
+   * drawn chunk by chunk straight into its variable (one model's worth of memory, not two); the
+   * values are those of drawing every tensor whole, in name order. `init: "uniform"` is a cheaper
+   * stand-in for memory and speed probes (see `InitScheme`).
+   */
+  static create(model: ClipConfig | string | object, opts: { seed?: number; init?: InitScheme } = {}): Clip {
     const config = resolveModelConfig(model);
+    const scheme = opts.init ?? "openai";
+    if (!INIT_SCHEMES.includes(scheme)) {
+      throw new Error(`Clip.create: init must be one of ${INIT_SCHEMES.join(", ")}, got ${JSON.stringify(opts.init)}`);
+    }
     const rng = new Random(opts.seed ?? 0);
-    return Clip.fromTensors(
-      config,
-      clipParamSpecs(config).map((spec) => ({ name: spec.name, shape: spec.shape, data: initialValues(spec, rng) })),
-    );
+    const specs = new Map(clipParamSpecs(config).map((s) => [s.name, s]));
+    // fromSource reads every tensor once, in the specs' (name) order: the generator's stream is
+    // consumed exactly as when each tensor was drawn whole in that order.
+    return Clip.fromSource(config, {
+      names: () => specs.keys(),
+      shape: (name) => specs.get(name)?.shape,
+      read: (name) => initialValues(specs.get(name)!, rng, scheme),
+      readChunks: (name, onChunk, chunkElements) => {
+        const spec = specs.get(name)!;
+        const total = numel(spec.shape);
+        const buffer = new Float32Array(Math.max(1, Math.min(chunkElements, total)));
+        for (let start = 0; start < total; start += buffer.length) {
+          const chunk = buffer.subarray(0, Math.min(buffer.length, total - start));
+          onChunk(drawInitialValues(spec, rng, chunk, scheme), start);
+        }
+      },
+    });
   }
 
   /** Builds a model from tensors in PyTorch's layout (names and shapes checked against the config). */
@@ -83,24 +122,24 @@ export class Clip {
   }
 
   /**
-   * Builds a model from a source that reads one tensor at a time (a checkpoint on disk), so a
-   * large file never sits in memory twice. Every name and shape is checked before any tensor is
-   * read; if reading fails half-way, the variables made so far are released.
+   * Builds a model from a source that reads one tensor at a time (a checkpoint on disk). Each
+   * tensor is written, in our layout, straight into the memory of its variable (on wasm, the WASM
+   * heap), chunk by chunk when the source streams (`readChunks`): a large file never sits in
+   * memory twice, and the JS side holds one chunk. Every name and shape is checked before any
+   * tensor is read; if reading fails half-way, the variables made so far are released.
    */
   static fromSource(config: ClipConfig, source: TensorSource): Clip {
     const specs = clipParamSpecs(config);
     checkSourceAgainstSpecs(source, specs);
+    // A model that cannot even encode one item here is refused before any weight is allocated
+    // (on wasm, running out of heap aborts the WASM module).
+    assertFitsInMemory(estimateMemory(config, { mode: "inference", batch: 1 }), `building ${presetNameOf(config) ?? "this CLIP"}`);
     const params = new Map<string, tf.Variable>();
     // tfjs variable names are global, so each model gets its own namespace.
     const namespace = `clip${nextModelId++}`;
     try {
       for (const spec of specs) {
-        const data = source.read(spec.name);
-        if (data.length !== numel(spec.shape)) {
-          throw new Error(`tensor ${spec.name} holds ${data.length} values, expected ${numel(spec.shape)}`);
-        }
-        const values = toInternalLayout(data, spec.shape, spec.layout);
-        const initial = tf.tensor(values, internalShape(spec), "float32");
+        const initial = filledTensor(internalShape(spec), (dst) => readInternal(source, spec, dst));
         params.set(spec.name, tf.variable(initial, spec.trainable, `${namespace}/${spec.name}`));
         initial.dispose();
       }
@@ -207,10 +246,18 @@ export class Clip {
   /** Every tensor in PyTorch's layout and OpenAI's names, sorted by name. */
   stateDict(): StateTensor[] {
     this.assertAlive();
-    return this.specs.map((spec) => {
-      const values = this.params.get(spec.name)!.dataSync() as Float32Array;
-      return { name: spec.name, shape: spec.shape.slice(), data: toExternalLayout(new Float32Array(values), spec.shape, spec.layout) };
-    });
+    return this.specs.map((spec) => ({ name: spec.name, shape: spec.shape.slice(), data: this.stateTensor(spec.name) }));
+  }
+
+  /** One tensor in PyTorch's layout (a fresh array): what a streaming checkpoint writer reads, one at a time. */
+  stateTensor(name: string): Float32Array {
+    this.assertAlive();
+    const spec = this.specs.find((s) => s.name === name);
+    if (!spec) throw new Error(`model has no weight named ${name}`);
+    const values = this.params.get(name)!.dataSync() as Float32Array;
+    // toExternalLayout makes a new array for a layout change; otherwise copy (the cpu backend's
+    // dataSync is the tensor's own storage).
+    return spec.layout === "same" ? new Float32Array(values) : toExternalLayout(values, spec.shape, spec.layout);
   }
 
   dispose(): void {
@@ -247,6 +294,40 @@ export interface TensorSource {
   /** undefined when the tensor is absent. */
   shape(name: string): readonly number[] | undefined;
   read(name: string): Float32Array;
+  /**
+   * Optional streaming read (a file): calls `onChunk(values, start)` with consecutive pieces of
+   * the tensor (PyTorch layout, flat, start = 0, then each piece's end), each at most
+   * `chunkElements` long and valid during the call only. A model built from such a source never
+   * holds a whole tensor outside the backend.
+   */
+  readChunks?(name: string, onChunk: (values: Float32Array, start: number) => void, chunkElements: number): void;
+}
+
+/** Writes one tensor of `source` into `dst` in our layout, chunk by chunk when the source streams. */
+function readInternal(source: TensorSource, spec: ParamSpec, dst: Float32Array): void {
+  const total = numel(spec.shape);
+  if (!source.readChunks) {
+    const data = source.read(spec.name);
+    if (data.length !== total) throw new Error(`tensor ${spec.name} holds ${data.length} values, expected ${total}`);
+    writeInternalLayout(data, 0, spec.shape, spec.layout, dst);
+    return;
+  }
+  // Whole rows per chunk keep the layout change cache-friendly.
+  const row = rowLength(spec.shape);
+  const chunkElements = Math.max(1, Math.floor(BUILD_CHUNK_ELEMENTS / row)) * row;
+  let got = 0;
+  source.readChunks(
+    spec.name,
+    (values, start) => {
+      if (start !== got || got + values.length > total) {
+        throw new Error(`tensor ${spec.name}: a chunk of ${values.length} values at ${start} does not follow the ${got} read so far (${total} expected)`);
+      }
+      writeInternalLayout(values, start, spec.shape, spec.layout, dst);
+      got += values.length;
+    },
+    chunkElements,
+  );
+  if (got !== total) throw new Error(`tensor ${spec.name} holds ${got} values, expected ${total}`);
 }
 
 function listNames(names: string[]): string {

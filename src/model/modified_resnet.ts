@@ -63,13 +63,20 @@ export function encodeImageResNet(images: tf.Tensor4D, w: Weights, cfg: ClipConf
     : frozenBatchNorm?.size
       ? (...args: Parameters<Norm>) => (frozenBatchNorm.has(args[2]) ? batchNormEval : batchNormTrain)(...args)
       : batchNormTrain;
-  let x = norm(conv2d(images, w("visual.conv1.weight"), 2, 1), w, "visual.bn1", true); // [B, H/2, W/2, w/2]
-  x = convBnRelu(x, w, norm, "visual.conv2", "visual.bn2", 1);
-  x = convBnRelu(x, w, norm, "visual.conv3", "visual.bn3", 1); // [B, H/2, W/2, width]
-  x = avgPool(x, 2); // [B, H/4, W/4, width]
+  // The stem in its own tidy, then one per block; without a gradient tape each block's input
+  // (ours: the stem's or the previous block's output) is freed as soon as the block is done, so
+  // inference peaks at one block's working set. Under a tape the saved tensors are kept.
+  let x = tf.tidy(() => {
+    let s = norm(conv2d(images, w("visual.conv1.weight"), 2, 1), w, "visual.bn1", true); // [B, H/2, W/2, w/2]
+    s = convBnRelu(s, w, norm, "visual.conv2", "visual.bn2", 1);
+    s = convBnRelu(s, w, norm, "visual.conv3", "visual.bn3", 1); // [B, H/2, W/2, width]
+    return avgPool(s, 2); // [B, H/4, W/4, width]
+  });
+  const freeInputs = !tf.engine().isTapeOn();
   for (const block of resnetPlan(cfg)) {
     const input = x;
     x = tf.tidy(() => bottleneck(input, w, norm, block.prefix, block.stride, block.downsample));
+    if (freeInputs) input.dispose();
   }
   return attentionPool(x, w, visionHeads(cfg)); // [B, embed]
 }

@@ -28,13 +28,16 @@ export function encodeImageViT(images: tf.Tensor4D, w: Weights, cfg: ClipConfig,
   const patch = v.patch_size as number;
   const batch = images.shape[0];
   const grid = v.image_size / patch;
-  const filter = w("visual.conv1.weight"); // [P, P, 3, width] (HWIO)
-  const patches = patchify(images, patch); // [B*g*g, P*P*3]
-  const embedded = matMul2d(patches, tf.reshape(filter, [patch * patch * 3, v.width]) as tf.Tensor2D); // [B*g*g, width]
-  const tokens = tf.reshape(embedded, [batch, grid * grid, v.width]); // [B, g*g, width]
-  const cls = tf.broadcastTo(tf.reshape(w("visual.class_embedding"), [1, 1, v.width]), [batch, 1, v.width]); // [B, 1, width]
-  let x = tf.add(tf.concat([cls, tokens], 1), w("visual.positional_embedding")) as tf.Tensor3D; // [B, g*g+1, width]
-  x = layerNorm(x, w("visual.ln_pre.weight"), w("visual.ln_pre.bias")) as tf.Tensor3D;
+  // The embedding in its own tidy: its intermediates are freed before the first block runs.
+  let x = tf.tidy(() => {
+    const filter = w("visual.conv1.weight"); // [P, P, 3, width] (HWIO)
+    const patches = patchify(images, patch); // [B*g*g, P*P*3]
+    const embedded = matMul2d(patches, tf.reshape(filter, [patch * patch * 3, v.width]) as tf.Tensor2D); // [B*g*g, width]
+    const tokens = tf.reshape(embedded, [batch, grid * grid, v.width]); // [B, g*g, width]
+    const cls = tf.broadcastTo(tf.reshape(w("visual.class_embedding"), [1, 1, v.width]), [batch, 1, v.width]); // [B, 1, width]
+    const joined = tf.add(tf.concat([cls, tokens], 1), w("visual.positional_embedding")); // [B, g*g+1, width]
+    return layerNorm(joined, w("visual.ln_pre.weight"), w("visual.ln_pre.bias")) as tf.Tensor3D;
+  });
   x = transformer(x, w, "visual.transformer", v.layers as number, visionHeads(cfg), act);
   const clsOut = tf.reshape(tf.slice(x, [0, 0, 0], [batch, 1, v.width]), [batch, v.width]); // [B, width]
   const pooled = layerNorm(clsOut, w("visual.ln_post.weight"), w("visual.ln_post.bias")); // [B, width]

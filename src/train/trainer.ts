@@ -17,6 +17,8 @@ import { DataError, type Dataset, type SkippedItem } from "../data/dataset";
 import { isFashionMnist } from "../data/sources/fashion_mnist";
 import type { AugmentationCfg } from "../image/augment";
 import { modelTransform } from "../model/config";
+import { assertTrainingFits } from "../model/memory";
+import { presetNameOf } from "../model/registry";
 import { tokenizeToIds, packTokens } from "../text/tokenize";
 
 export { packTokens };
@@ -160,6 +162,13 @@ export async function trainClip(
     history = readStepRecords(opts.outDir!).filter((r) => r.step < startStep);
   } else {
     clip = opts.init ? await initialModel(opts.init, input.model) : Clip.create(opts.model, { seed: opts.seed });
+  }
+  // Refused here, before the optimizer exists, when the run will not fit in memory (one line).
+  try {
+    assertTrainingFits(clip.config, opts, presetNameOf(clip.config) ?? "this model", { modelLoaded: true });
+  } catch (err) {
+    clip.dispose();
+    throw err;
   }
   let batcher: Batcher | DatasetBatcher | undefined;
   let plan;

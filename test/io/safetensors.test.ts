@@ -12,6 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import {
+  DEFAULT_CHUNK_ELEMENTS,
   SafetensorsError,
   openSafetensors,
   parseSafetensorsBytes,
@@ -29,6 +30,8 @@ import {
   float16BitsToFloat32,
   float32ToBfloat16Bits,
   bfloat16BitsToFloat32,
+  float16BitsToFloat32Into,
+  bfloat16BitsToFloat32Into,
 } from "../../src/io/float16";
 
 const FIXTURE = path.join(__dirname, "..", "fixtures", "tiny_vit.safetensors");
@@ -631,5 +634,97 @@ describe("writer", () => {
     assert.deepEqual([...got], [1, 2]);
     got[0] = 99;
     assert.deepEqual([...mo.read("b")], [1, 2]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("streaming reads and lazily written tensors", () => {
+  /** Deterministic values with exact F16/BF16 representations (multiples of 1/8 in [-16, 16)). */
+  function values(n: number): Float32Array {
+    return Float32Array.from({ length: n }, (_, i) => ((i * 37) % 256) / 8 - 16);
+  }
+
+  test("readFloat32Chunks gives readFloat32's values in consecutive chunks, for every dtype and chunk size", () => {
+    const p = tmpPath("chunks");
+    const data = values(1001);
+    writeSafetensors(p, [
+      { name: "f32", shape: [7, 143], data },
+      { name: "f16", shape: [1001], data, dtype: "F16" },
+      { name: "bf16", shape: [11, 91], data, dtype: "BF16" },
+      { name: "empty", shape: [0, 4], data: new Float32Array(0) },
+    ]);
+    const r = openSafetensors(p);
+    for (const name of ["f32", "f16", "bf16"]) {
+      const whole = r.readFloat32(name);
+      assert.deepEqual(whole, data, `${name} round trip`);
+      for (const chunk of [1, 3, 143, 1000, 1001, 5000]) {
+        const got = new Float32Array(1001);
+        const starts: number[] = [];
+        r.readFloat32Chunks(name, (v, start) => {
+          assert.ok(v.length <= chunk, `${name}: chunk of ${v.length} > ${chunk}`);
+          got.set(v, start);
+          starts.push(start);
+        }, chunk);
+        assert.deepEqual(got, whole, `${name} in chunks of ${chunk}`);
+        assert.deepEqual(starts, Array.from({ length: Math.ceil(1001 / chunk) }, (_, i) => i * chunk), `${name}: consecutive starts`);
+      }
+    }
+    let calls = 0;
+    r.readFloat32Chunks("empty", () => calls++);
+    assert.equal(calls, 0, "an empty tensor has no chunks");
+    assert.throws(() => r.readFloat32Chunks("f32", () => {}, 0), (e: unknown) => e instanceof SafetensorsError && /chunkElements must be a positive integer, got 0/.test(e.message) && e.message.includes(p));
+    assert.throws(() => r.readFloat32Chunks("nope", () => {}), (e: unknown) => e instanceof SafetensorsError && /no tensor named "nope"/.test(e.message));
+    r.close();
+    assert.throws(() => r.readFloat32Chunks("f32", () => {}), (e: unknown) => e instanceof SafetensorsError && /reader is closed/.test(e.message));
+  });
+
+  test("readFloat32Chunks reuses one buffer (memory: one chunk, however large the tensor)", () => {
+    const p = tmpPath("reuse");
+    const n = 2 * DEFAULT_CHUNK_ELEMENTS + 5;
+    writeSafetensors(p, [{ name: "big", shape: [n], data: values(n), dtype: "F16" }]);
+    const r = openSafetensors(p);
+    const buffers = new Set<ArrayBufferLike>();
+    let total = 0;
+    r.readFloat32Chunks("big", (v) => {
+      buffers.add(v.buffer);
+      total += v.length;
+    });
+    r.close();
+    assert.equal(total, n);
+    assert.equal(buffers.size, 1, "every chunk is a view of the same buffer");
+    assert.ok([...buffers][0].byteLength <= 4 * DEFAULT_CHUNK_ELEMENTS, "the buffer holds one default chunk");
+  });
+
+  test("the F16 and BF16 decoders write into a destination at an offset, and refuse what does not fit", () => {
+    const src = float32ToFloat16Bits(new Float32Array([1, -2, 0.5]));
+    const dst = new Float32Array(5).fill(9);
+    float16BitsToFloat32Into(src, dst, 1);
+    assert.deepEqual([...dst], [9, 1, -2, 0.5, 9]);
+    assert.throws(() => float16BitsToFloat32Into(src, dst, 3), /3 values from offset 3 do not fit in a destination of 5/);
+    const bsrc = float32ToBfloat16Bits(new Float32Array([3, -0.25]));
+    const bdst = new Float32Array(4);
+    bfloat16BitsToFloat32Into(bsrc, bdst.subarray(1), 1);
+    assert.deepEqual([...bdst], [0, 0, 3, -0.25]);
+    assert.throws(() => bfloat16BitsToFloat32Into(bsrc, bdst, -1), /RangeError|do not fit/);
+  });
+
+  test("tensors given as functions are read one at a time, when written, and checked then", () => {
+    const p = tmpPath("lazy");
+    const order: string[] = [];
+    const lazy = (name: string, data: Float32Array): TensorToWrite => ({ name, shape: [data.length], data: () => (order.push(name), data), dtype: "F16" });
+    writeSafetensors(p, [lazy("b", new Float32Array([1, 2])), lazy("a", new Float32Array([3]))]);
+    assert.deepEqual(order, ["a", "b"], "each function called once, in file order");
+    const m = parseSafetensorsBytes(new Uint8Array(fs.readFileSync(p)));
+    assert.deepEqual([...m.read("a")], [3]);
+    assert.deepEqual([...m.read("b")], [1, 2]);
+
+    const bad = tmpPath("lazy-bad");
+    assert.throws(
+      () => writeSafetensors(bad, [{ name: "x", shape: [3], data: () => new Float32Array(2) }]),
+      (e: unknown) => e instanceof SafetensorsError && e.message === `${bad}: tensor "x": data has 2 elements but shape [3] needs 3`,
+    );
+    assert.equal(fs.existsSync(bad), false, "no output file");
+    assert.deepEqual(leftovers(), [], "no temp file");
   });
 });
