@@ -439,9 +439,12 @@ def export_onnx(model, directory, seed):
     with torch.no_grad():
         for kind, name, out in (("image", "pixel_values", "image_embeds"), ("text", "input_ids", "text_embeds")):
             path = os.path.join(directory, f"{'vision' if kind == 'image' else 'text'}.onnx")
-            torch.onnx.export(_Tower(model, kind), inputs.get(kind, 2), path, input_names=[name], output_names=[out],
+            # The wrapper must be in eval mode too: export restores the wrapper's own mode afterwards,
+            # and a fresh module's train() would put the whole model (its BatchNorm) in training mode.
+            torch.onnx.export(_Tower(model, kind).eval(), inputs.get(kind, 2), path, input_names=[name], output_names=[out],
                               dynamic_axes={name: {0: "batch"}, out: {0: "batch"}}, opset_version=14)
             files["vision" if kind == "image" else "text"] = path
+    model.eval()
     return {"ok": True, **files, "seconds": round(time.perf_counter() - t0, 2)}
 
 
