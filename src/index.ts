@@ -77,13 +77,17 @@ export type { PromptStudyOptions, PromptStudyResult } from "./prompts/study";
 export { promptStudySection, templateAccuracyFigure, fewShotFigure } from "./prompts/report";
 
 // Audits
-export { corrupt, listCorruptions, corruptionSpecs } from "./audit/robustness/corruptions";
-export type { Severity, CorruptionSpec } from "./audit/robustness/corruptions";
+export { corrupt, listCorruptions, listCorruptionSets, corruptionSpecs, resolveCorruptions, scaledParameters, CORRUPTION_SETS } from "./audit/robustness/corruptions";
+export type { Severity, CorruptionSpec, CorruptionSetName, CorruptionParameter } from "./audit/robustness/corruptions";
 export { fgsm, pgd, inputGradient, perturbationNorms } from "./audit/robustness/attacks";
 export type { AttackLoss, AttackNorm, FgsmOptions, PgdOptions } from "./audit/robustness/attacks";
-export { toModelInput, zeroShotLoss } from "./audit/robustness/objective";
-export { auditRobustness, ROBUSTNESS_DEFAULTS } from "./audit/robustness/audit";
-export type { RobustnessAuditOptions, RobustnessResult, AttackRow, CorruptionRow, SanityChecks } from "./audit/robustness/audit";
+export { apgd, apgdCe, apgdT, apgdCheckpoints } from "./audit/robustness/apgd";
+export type { ApgdObjective, ApgdOptions, ApgdTargetedOptions, ApgdOutcome, Logits01 } from "./audit/robustness/apgd";
+export { toModelInput, zeroShotLoss, zeroShotLogitsFn } from "./audit/robustness/objective";
+export { auditRobustness, ROBUSTNESS_DEFAULTS, ATTACK_NAMES } from "./audit/robustness/audit";
+export type { RobustnessAuditOptions, RobustnessResult, AttackRow, AttackName, CorruptionRow, SanityChecks } from "./audit/robustness/audit";
+export { compareCorruptionErrors } from "./audit/robustness/mce";
+export type { CorruptionErrorComparison, CorruptionError } from "./audit/robustness/mce";
 export { tecoaFineTune, TECOA_DEFAULTS } from "./audit/robustness/tecoa";
 export type { TecoaOptions, TecoaResult } from "./audit/robustness/tecoa";
 export { compareRobustness, ROBUSTNESS_AUGMENT } from "./audit/robustness/remedies";

@@ -2,8 +2,11 @@
  * `cliplab audit <kind>`: audits of a checkpoint, one subcommand per audit (a table, so new audits
  * add a row). `audit robustness` runs the corruption and attack audit (src/audit/robustness) on
  * the first --limit images of any labelled dataset (`--data SPEC`, default Fashion-MNIST's test
- * split) at the model's input size, and writes `robustness.arrow` (one row per measurement) and
- * `robustness.json` (the full result, with the skipped items: `robustnessSection(result)` turns
+ * split) at the model's input size: `--corruptions SET|name,name` (default ImageNet-C's 15),
+ * `--attacks fgsm,pgd,apgd-ce,apgd-t` (default all four; `none` for none), and with
+ * `--baseline B.safetensors` the baseline's corruption audit on the same images, for CE, mCE and
+ * relative mCE. It writes `robustness.arrow` (one row per measurement) and `robustness.json` (the
+ * full result, with the skipped items and the corruption errors: `robustnessSection(result)` turns
  * it into a report section). With --json the last line of stdout is one JSON object.
  */
 import { parseArgs } from "node:util";
@@ -12,7 +15,9 @@ import { loadCheckpoint } from "../io/checkpoint";
 import { makeTable, writeArrowFile } from "../io/arrow";
 import { writeFileAtomic } from "../util/atomic";
 import { loadTemplateSet } from "../prompts/templates";
-import { auditRobustness, type RobustnessAuditOptions, type RobustnessResult } from "../audit/robustness/audit";
+import { ATTACK_NAMES, auditRobustness, type AttackName, type RobustnessAuditOptions, type RobustnessResult } from "../audit/robustness/audit";
+import { CORRUPTION_SETS, resolveCorruptions } from "../audit/robustness/corruptions";
+import { compareCorruptionErrors } from "../audit/robustness/mce";
 import { L2_REFERENCE_VALUES } from "../audit/robustness/budgets";
 import { formatEps } from "../audit/robustness/section";
 import { CliIO, UsageError, intOption } from "./io";
@@ -24,26 +29,44 @@ import { FAIRNESS_USAGE, fairnessCommand } from "./audit_fairness";
 type Subcommand = { run: (argv: string[], io: CliIO) => Promise<number>; usage: string; summary: string };
 
 export const ROBUSTNESS_USAGE =
-  `usage: cliplab audit robustness --checkpoint FILE ${DATA_USAGE} [--templates NAME|FILE] [--quick] [--limit N] [--attack-limit N] [--seed S] [--out DIR] [--json]\n` +
+  `usage: cliplab audit robustness --checkpoint FILE ${DATA_USAGE} [--templates NAME|FILE] [--corruptions SET|NAME,NAME] [--attacks ${ATTACK_NAMES.join(",")}|none] ` +
+  `[--apgd-steps N] [--baseline FILE] [--quick] [--limit N] [--attack-limit N] [--seed S] [--out DIR] [--json]\n` +
+  `      Corruption sets: ${CORRUPTION_SETS.join(", ")} (default imagenet-c). --baseline: a second checkpoint audited on the same images ` +
+  `(corruptions only) for CE, mCE and relative mCE (E = 1 - top-1).\n` +
   `      Images are audited at the model's input size. L-inf budgets are per pixel value (k/255); L2 budgets are given for a 3x32x32 input ` +
   `(${L2_REFERENCE_VALUES} values, RobustBench's CIFAR-10 convention) and applied as eps * sqrt(S*S*3 / ${L2_REFERENCE_VALUES}) at input size S; both are reported.`;
 
 /**
- * The --quick settings: a smoke run in seconds (every corruption and severity, few images, short
- * attacks). Batch sizes come from the model config, as in a full run.
+ * The --quick settings: a smoke run (every corruption and severity, few images, short attacks:
+ * APGD 5 iterations, 3 targets). Batch sizes come from the model config, as in a full run.
  */
 export const QUICK_AUDIT: RobustnessAuditOptions = {
   limit: 64,
   attackLimit: 32,
   pgdSteps: 3,
   moreSteps: 6,
+  apgdSteps: 5,
+  apgdTargets: 3,
   linfEps: [0, 8 / 255],
   l2Eps: [0, 1],
   examples: 2,
 };
 
-/** One row per measurement: clean, each corruption x severity, each attack (NaN / "" where a column does not apply). */
-export function robustnessTable(r: RobustnessResult) {
+/** `--attacks`: a comma list of attack names, or "none". */
+export function parseAttacks(value: string): AttackName[] {
+  if (value.trim() === "none") return [];
+  const names = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = names.find((n) => !(ATTACK_NAMES as readonly string[]).includes(n));
+  if (bad !== undefined || names.length === 0) throw new UsageError(`--attacks must be a comma list of ${ATTACK_NAMES.join(", ")} (or none), got ${JSON.stringify(value)}`);
+  return names as AttackName[];
+}
+
+/**
+ * One row per measurement: clean, each corruption x severity, each attack, and with a baseline its
+ * clean and corruption rows ("baseline_clean", "baseline_corruption") and one "corruption_error"
+ * row per corruption plus "mean" (mCE, relative mCE) (NaN / "" where a column does not apply).
+ */
+export function robustnessTable(r: RobustnessResult, baseline?: RobustnessResult) {
   const kind: string[] = [];
   const name: string[] = [];
   const severity: number[] = [];
@@ -58,7 +81,10 @@ export function robustnessTable(r: RobustnessResult) {
   const r1i2t: number[] = [];
   const r1t2i: number[] = [];
   const success: number[] = [];
-  const push = (row: { kind: string; name: string; severity?: number; norm?: string; eps?: number; appliedEps?: number; steps?: number; images: number; top1: number; matchCosine?: number; captionCosine?: number; r1i2t?: number; r1t2i?: number; success?: number }) => {
+  const ce: number[] = [];
+  const relativeCe: number[] = [];
+  type Row = { kind: string; name: string; severity?: number; norm?: string; eps?: number; appliedEps?: number; steps?: number; images: number; top1: number; matchCosine?: number; captionCosine?: number; r1i2t?: number; r1t2i?: number; success?: number; ce?: number | null; relativeCe?: number | null };
+  const push = (row: Row) => {
     kind.push(row.kind);
     name.push(row.name);
     severity.push(row.severity ?? NaN);
@@ -73,6 +99,8 @@ export function robustnessTable(r: RobustnessResult) {
     r1i2t.push(row.r1i2t ?? NaN);
     r1t2i.push(row.r1t2i ?? NaN);
     success.push(row.success ?? NaN);
+    ce.push(row.ce ?? NaN);
+    relativeCe.push(row.relativeCe ?? NaN);
   };
   const n = r.config.images;
   const m = r.config.attackImages;
@@ -86,6 +114,18 @@ export function robustnessTable(r: RobustnessResult) {
   }
   for (const t of r.targetedAttacks) {
     push({ kind: "targeted", name: t.attack, norm: t.norm, eps: t.eps, appliedEps: t.appliedEps, steps: t.steps, images: m, top1: t.top1, success: t.successRate });
+  }
+  if (baseline) {
+    const bc = baseline.clean;
+    push({ kind: "baseline_clean", name: "clean", severity: 0, images: baseline.config.images, top1: bc.top1, matchCosine: bc.matchCosine, captionCosine: bc.captionCosine, r1i2t: bc.recallAt1ImageToText, r1t2i: bc.recallAt1TextToImage });
+    for (const x of baseline.corruptions) {
+      push({ kind: "baseline_corruption", name: x.name, severity: x.severity, images: baseline.config.images, top1: x.top1, matchCosine: x.matchCosine, captionCosine: x.captionCosine, r1i2t: x.recallAt1ImageToText, r1t2i: x.recallAt1TextToImage });
+    }
+  }
+  const errors = r.corruptionErrors;
+  if (errors) {
+    for (const p of errors.perCorruption) push({ kind: "corruption_error", name: p.name, images: n, top1: NaN, ce: p.ce, relativeCe: p.relativeCe });
+    push({ kind: "corruption_error", name: "mean", images: n, top1: NaN, ce: errors.mce, relativeCe: errors.relativeMce });
   }
   return makeTable({
     kind,
@@ -102,6 +142,8 @@ export function robustnessTable(r: RobustnessResult) {
     recall_at_1_image_to_text: r1i2t,
     recall_at_1_text_to_image: r1t2i,
     success_rate: success,
+    ce,
+    relative_ce: relativeCe,
   });
 }
 
@@ -115,6 +157,10 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
       "attack-limit": { type: "string" },
       seed: { type: "string" },
       templates: { type: "string" },
+      corruptions: { type: "string" },
+      attacks: { type: "string" },
+      "apgd-steps": { type: "string" },
+      baseline: { type: "string" },
       out: { type: "string" },
       json: { type: "boolean", default: false },
       ...DATA_OPTIONS,
@@ -130,6 +176,16 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
   if (limit !== undefined) opts.limit = limit;
   if (attackLimit !== undefined) opts.attackLimit = attackLimit;
   if (seed !== undefined) opts.seed = seed;
+  const apgdSteps = intOption("apgd-steps", values["apgd-steps"], 1);
+  if (apgdSteps !== undefined) opts.apgdSteps = apgdSteps;
+  if (values.attacks !== undefined) opts.attacks = parseAttacks(values.attacks);
+  if (values.corruptions !== undefined) {
+    try {
+      opts.corruptions = resolveCorruptions(values.corruptions, "--corruptions");
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   const outDir = values.out ?? path.join("runs", `audit-robustness-${new Date().toISOString().replace(/[:.]/g, "-")}`);
 
   const ds = await openDataFromFlags(values, { split: "test" });
@@ -153,10 +209,36 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
     progress.done();
     clip.dispose();
   }
+  // The baseline: the same images, corruptions, severities and seed; no attacks.
+  let baseline: RobustnessResult | undefined;
+  if (values.baseline !== undefined) {
+    const base = await loadCheckpoint(values.baseline);
+    try {
+      baseline = await auditRobustness(base, ds, {
+        ...opts,
+        attacks: [],
+        examples: 0,
+        skipBadImages: values["skip-bad-images"],
+        onProgress: (e) => progress.update(`${progressBar(e.done / e.total)} baseline ${e.phase} ${e.done}/${e.total} ${e.label}`, e.done === e.total),
+      });
+    } finally {
+      progress.done();
+      base.dispose();
+    }
+    result.corruptionErrors = compareCorruptionErrors(result, baseline, values.baseline);
+  }
   const arrowFile = path.join(outDir, "robustness.arrow");
   const jsonFile = path.join(outDir, "robustness.json");
-  writeArrowFile(arrowFile, robustnessTable(result));
-  writeFileAtomic(jsonFile, JSON.stringify({ checkpoint: values.checkpoint, ...result }) + "\n");
+  writeArrowFile(arrowFile, robustnessTable(result, baseline));
+  const baselineJson = baseline && {
+    checkpoint: values.baseline,
+    config: baseline.config,
+    clean: baseline.clean,
+    corruptions: baseline.corruptions,
+    corruptionSummary: baseline.corruptionSummary,
+    skipped: baseline.skipped,
+  };
+  writeFileAtomic(jsonFile, JSON.stringify({ checkpoint: values.checkpoint, ...result, ...(baselineJson ? { baseline: baselineJson } : {}) }) + "\n");
 
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const s = result.sanity;
@@ -164,15 +246,26 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
   io.out(`${c.images} images of ${c.dataset} at ${c.imageSize}x${c.imageSize}, ${c.classNames.length} classes, ${c.templates.length} template${c.templates.length === 1 ? "" : "s"}`);
   if (skips.count) io.out(`skipped ${skips.count} unreadable image${skips.count === 1 ? "" : "s"} (--skip-bad-images; listed in ${jsonFile})`);
   io.out(`clean zero-shot top-1 ${pct(result.clean.top1)} on ${result.config.images} images; corrupted mean ${pct(result.corruptionSummary.meanTop1)} (${pct(result.corruptionSummary.relativeTop1)} of clean)`);
-  for (const p of result.corruptionSummary.perCorruption) io.out(`  ${p.name.padEnd(15)} mean top-1 ${pct(p.meanTop1)}`);
-  io.out(`attacks on ${result.config.attackImages} images (clean ${pct(result.attackClean.top1)}; L2 budgets for 3x32x32, applied x${c.l2Scale.toFixed(3)}):`);
-  for (const a of result.attacks) {
-    const applied = a.norm === "l2" ? ` (applied ${formatEps(a.norm, a.appliedEps)})` : "";
-    io.out(`  ${a.attack.toUpperCase().padEnd(4)} ${a.norm.padEnd(4)} eps=${formatEps(a.norm, a.eps).padEnd(7)}${applied} top-1 ${pct(a.top1)}`);
+  const errors = result.corruptionErrors;
+  const ceOf = (name: string) => errors?.perCorruption.find((p) => p.name === name);
+  const num = (v: number | null | undefined) => (v === null || v === undefined ? "undefined" : pct(v));
+  for (const p of result.corruptionSummary.perCorruption) {
+    const e = ceOf(p.name);
+    io.out(`  ${p.name.padEnd(18)} mean top-1 ${pct(p.meanTop1)}${e ? `  CE ${num(e.ce)}  relative CE ${num(e.relativeCe)}` : ""}`);
   }
-  io.out(
-    `sanity: eps=0 equals clean ${s.epsZeroEqualsClean.pass}, PGD >= FGSM ${s.pgdAtLeastFgsm.pass}, monotone in eps ${s.monotoneInEps.pass}, more steps do not help ${s.moreStepsNoHelp.pass}`,
-  );
+  if (errors && baseline) {
+    io.out(`against ${values.baseline} (clean top-1 ${pct(baseline.clean.top1)}, ${baseline.config.imageSize}x${baseline.config.imageSize}): mCE ${num(errors.mce)}, relative mCE ${num(errors.relativeMce)}`);
+  }
+  if (result.attacks.length) {
+    io.out(`attacks on ${result.config.attackImages} images (clean ${pct(result.attackClean.top1)}; L2 budgets for 3x32x32, applied x${c.l2Scale.toFixed(3)}):`);
+    for (const a of result.attacks) {
+      const applied = a.norm === "l2" ? ` (applied ${formatEps(a.norm, a.appliedEps)})` : "";
+      io.out(`  ${a.attack.toUpperCase().padEnd(10)} ${a.norm.padEnd(4)} eps=${formatEps(a.norm, a.eps).padEnd(7)}${applied} top-1 ${pct(a.top1)}`);
+    }
+    io.out(
+      `sanity: eps=0 equals clean ${s.epsZeroEqualsClean.pass}, PGD >= FGSM ${s.pgdAtLeastFgsm.pass}, APGD >= PGD ${s.apgdAtLeastPgd.pass}, monotone in eps ${s.monotoneInEps.pass}, more steps do not help ${s.moreStepsNoHelp.pass}`,
+    );
+  }
   io.out(`wrote ${arrowFile} and ${jsonFile}`);
   if (values.json) {
     io.out(
@@ -185,9 +278,20 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
         clean: { top1: result.clean.top1 },
         corruptions: result.corruptions.map((c) => ({ name: c.name, severity: c.severity, top1: c.top1, matchCosine: c.matchCosine })),
         attacks: result.attacks.map((a) => ({ attack: a.attack, norm: a.norm, eps: a.eps, appliedEps: a.appliedEps, top1: a.top1 })),
+        ...(errors
+          ? {
+              corruptionErrors: {
+                baseline: errors.baseline,
+                mce: errors.mce,
+                relativeMce: errors.relativeMce,
+                perCorruption: errors.perCorruption.map((p) => ({ name: p.name, ce: p.ce, relativeCe: p.relativeCe })),
+              },
+            }
+          : {}),
         sanity: {
           epsZeroEqualsClean: s.epsZeroEqualsClean.pass,
           pgdAtLeastFgsm: s.pgdAtLeastFgsm.pass,
+          apgdAtLeastPgd: s.apgdAtLeastPgd.pass,
           monotoneInEps: s.monotoneInEps.pass,
           moreStepsNoHelp: s.moreStepsNoHelp.pass,
         },
@@ -200,7 +304,7 @@ async function robustnessCommand(argv: string[], io: CliIO): Promise<number> {
 
 /** Audits by name; `cliplab audit <name>` dispatches here. */
 export const AUDIT_SUBCOMMANDS: Record<string, Subcommand> = {
-  robustness: { run: robustnessCommand, usage: ROBUSTNESS_USAGE, summary: "natural corruptions and FGSM/PGD attacks, with sanity checks" },
+  robustness: { run: robustnessCommand, usage: ROBUSTNESS_USAGE, summary: "ImageNet-C corruptions (mCE against a baseline) and FGSM/PGD/APGD attacks, with sanity checks" },
   fairness: { run: fairnessCommand, usage: FAIRNESS_USAGE, summary: "group bias probes (accuracy gap, parity, odds, skew, WEAT, harmful labels) with CIs and p-values" },
 };
 

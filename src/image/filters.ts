@@ -171,7 +171,9 @@ export function convolveTaps(p: ArrayLike<number>, h: number, w: number, taps: T
       out[i] = acc;
     }
   }
-  // The frame around it, through the border rule.
+  // The frame around it, through the border rule (indices per tap precomputed: no per-sample calls).
+  const rows = Array.from({ length: n }, (_, t) => Int32Array.from({ length: h }, (_, y) => borderIndex(y + taps.dy[t], h, border)));
+  const cols = Array.from({ length: n }, (_, t) => Int32Array.from({ length: w }, (_, x) => borderIndex(x + taps.dx[t], w, border)));
   for (let y = 0; y < h; y++) {
     const inside = y >= y0 && y < y1;
     for (let x = 0; x < w; x++) {
@@ -179,8 +181,8 @@ export function convolveTaps(p: ArrayLike<number>, h: number, w: number, taps: T
       if (x >= w) break;
       let acc = 0;
       for (let t = 0; t < n; t++) {
-        const sy = borderIndex(y + taps.dy[t], h, border);
-        const sx = borderIndex(x + taps.dx[t], w, border);
+        const sy = rows[t][y];
+        const sx = cols[t][x];
         if (sy >= 0 && sx >= 0) acc += wt[t] * p[sy * w + sx];
       }
       out[y * w + x] = acc;

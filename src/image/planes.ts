@@ -52,6 +52,12 @@ export function mapPlanes(img: Float32Array, h: number, w: number, c: number, f:
   for (let k = 0; k < c; k++) setPlane(img, f(getPlane(img, h, w, c, k), k), h, w, c, k);
 }
 
+/** Applies `f` to every value of `a` in place (a plain loop: typed-array `from` with a mapper is slow); returns `a`. */
+export function mapValues<T extends Float32Array | Uint8Array>(a: T, f: (v: number) => number): T {
+  for (let i = 0; i < a.length; i++) a[i] = f(a[i]);
+  return a;
+}
+
 export function clip01(v: number): number {
   return v < 0 ? 0 : v > 1 ? 1 : v;
 }
@@ -82,18 +88,31 @@ function overlapWeights(n: number, m: number): [number, number][][] {
  * overlaps; Pillow's BOX filter when shrinking).
  */
 export function areaResize(p: ArrayLike<number>, h: number, w: number, nh: number, nw: number): Float32Array {
-  const wy = overlapWeights(h, nh);
-  const wx = overlapWeights(w, nw);
+  const flat = (cells: [number, number][][]) => ({
+    start: Int32Array.from(cells, (c) => c[0]?.[0] ?? 0),
+    weights: cells.map((c) => Float64Array.from(c, (x) => x[1])),
+  });
+  const wy = flat(overlapWeights(h, nh));
+  const wx = flat(overlapWeights(w, nw));
   const out = new Float32Array(nh * nw);
   for (let oy = 0; oy < nh; oy++) {
+    const ky = wy.weights[oy];
+    const y0 = wy.start[oy];
     for (let ox = 0; ox < nw; ox++) {
+      const kx = wx.weights[ox];
+      const x0 = wx.start[ox];
       let acc = 0;
       let total = 0;
-      for (const [iy, ay] of wy[oy]) {
-        for (const [ix, ax] of wx[ox]) {
-          acc += ay * ax * p[iy * w + ix];
-          total += ay * ax;
+      for (let a = 0; a < ky.length; a++) {
+        const row = (y0 + a) * w + x0;
+        let racc = 0;
+        let rtot = 0;
+        for (let c = 0; c < kx.length; c++) {
+          racc += kx[c] * p[row + c];
+          rtot += kx[c];
         }
+        acc += ky[a] * racc;
+        total += ky[a] * rtot;
       }
       out[oy * nw + ox] = acc / total;
     }

@@ -18,35 +18,50 @@ export function plasmaFractal(size: number, decay: number, rng: Random): Float32
   if (!(decay > 0) || !Number.isFinite(decay)) throw new RangeError(`plasmaFractal: decay must be a finite number > 0, got ${decay}`);
   const map = new Float64Array(size * size);
   const mask = size - 1; // size is a power of two: wrapping is a bit mask
-  const at = (y: number, x: number) => map[((y + size) & mask) * size + ((x + size) & mask)];
   let step = size;
   let wibble = 100;
-  const noisy = (sum: number) => sum / 4 + wibble * (wibble * (2 * rng.next() - 1));
   while (step >= 2) {
     const half = step / 2;
+    const amp = wibble * wibble;
     // Squares: centres from the four corners.
     for (let y = half; y < size; y += step) {
+      const up = ((y - half) & mask) * size;
+      const down = ((y + half) & mask) * size;
       for (let x = half; x < size; x += step) {
-        map[y * size + x] = noisy(at(y - half, x - half) + at(y + half, x - half) + at(y - half, x + half) + at(y + half, x + half));
+        const l = (x - half) & mask;
+        const r = (x + half) & mask;
+        map[y * size + x] = (map[up + l] + map[down + l] + map[up + r] + map[down + r]) / 4 + amp * (2 * rng.next() - 1);
       }
     }
-    // Diamonds on the corner rows (between two corners left/right, two centres above/below) ...
+    // Diamonds on the corner rows (two corners left/right, two centres above/below) ...
     for (let y = 0; y < size; y += step) {
-      for (let x = half; x < size; x += step) map[y * size + x] = noisy(at(y + half, x) + at(y - half, x) + at(y, x - half) + at(y, x + half));
+      const up = ((y - half) & mask) * size;
+      const down = ((y + half) & mask) * size;
+      const row = y * size;
+      for (let x = half; x < size; x += step) {
+        map[row + x] = (map[down + x] + map[up + x] + map[row + ((x - half) & mask)] + map[row + ((x + half) & mask)]) / 4 + amp * (2 * rng.next() - 1);
+      }
     }
     // ... and on the centre rows (two corners above/below, two centres left/right).
     for (let y = half; y < size; y += step) {
-      for (let x = 0; x < size; x += step) map[y * size + x] = noisy(at(y, x + half) + at(y, x - half) + at(y - half, x) + at(y + half, x));
+      const up = ((y - half) & mask) * size;
+      const down = ((y + half) & mask) * size;
+      const row = y * size;
+      for (let x = 0; x < size; x += step) {
+        map[row + x] = (map[row + ((x + half) & mask)] + map[row + ((x - half) & mask)] + map[up + x] + map[down + x]) / 4 + amp * (2 * rng.next() - 1);
+      }
     }
     step = half;
     wibble /= decay;
   }
   let lo = Infinity;
   let hi = -Infinity;
-  for (const v of map) {
-    lo = Math.min(lo, v);
-    hi = Math.max(hi, v);
+  for (let i = 0; i < map.length; i++) {
+    if (map[i] < lo) lo = map[i];
+    if (map[i] > hi) hi = map[i];
   }
   const span = hi - lo || 1;
-  return Float32Array.from(map, (v) => (v - lo) / span);
+  const out = new Float32Array(map.length);
+  for (let i = 0; i < map.length; i++) out[i] = (map[i] - lo) / span;
+  return out;
 }

@@ -1,6 +1,7 @@
 /**
- * `cliplab audit robustness` in-process on the tiny fixture model (Fashion-MNIST, the default data)
- * and on an image folder at 64 px with a random tiny checkpoint, and its argument errors.
+ * `cliplab audit robustness` in-process on the tiny fixture model (Fashion-MNIST, the default data:
+ * ImageNet-C's corruptions, FGSM/PGD/APGD-CE/APGD-T) and on an image folder at 64 px with a random
+ * tiny checkpoint (--corruptions, --attacks, --baseline for CE and mCE), and its argument errors.
  */
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -32,21 +33,24 @@ describe("cliplab audit robustness", () => {
     assert.equal(summary.skipped, 0);
     assert.equal(summary.imageSize, 48);
     assert.equal(summary.l2Scale, 1.5);
-    assert.equal(summary.corruptions.length, listCorruptions().length * 5);
+    assert.equal(summary.corruptions.length, listCorruptions("imagenet-c").length * 5);
     for (const c of summary.corruptions) assert.deepEqual(Object.keys(c), ["name", "severity", "top1", "matchCosine"]);
+    const every = (norm: string, eps: number) => ["fgsm", "pgd", "apgd-ce", "apgd-t", "worst-case"].map((a) => `${a} ${norm} ${eps}`);
     assert.deepEqual(
       summary.attacks.map((a: { attack: string; norm: string; eps: number }) => `${a.attack} ${a.norm} ${a.eps}`),
-      ["fgsm linf 0", "pgd linf 0", `fgsm linf ${8 / 255}`, `pgd linf ${8 / 255}`, "fgsm l2 0", "pgd l2 0", "fgsm l2 1", "pgd l2 1"],
+      [...every("linf", 0), ...every("linf", 8 / 255), ...every("l2", 0), ...every("l2", 1)],
     );
     for (const a of summary.attacks) {
       assert.deepEqual(Object.keys(a), ["attack", "norm", "eps", "appliedEps", "top1"]);
       assert.equal(a.appliedEps, a.norm === "l2" ? 1.5 * a.eps : a.eps);
     }
     assert.equal(summary.sanity.epsZeroEqualsClean, true);
+    assert.equal(typeof summary.sanity.apgdAtLeastPgd, "boolean");
+    assert.equal(summary.corruptionErrors, undefined);
 
     const table = readArrowFile(path.join(out, "robustness.arrow"));
-    // clean + 55 corruption cells + 8 attacks + 2 more-steps runs + 2 targeted runs.
-    assert.equal(table.numRows, 1 + 55 + 8 + 2 + 2);
+    // clean + 75 corruption cells + 20 attack rows (4 attacks and their worst case at 4 budgets) + 2 more-steps runs + 2 targeted runs.
+    assert.equal(table.numRows, 1 + 75 + 20 + 2 + 2);
     assert.deepEqual(table.getChild("kind")!.toArray().slice(0, 2), ["clean", "corruption"]);
     const applied = table.getChild("applied_eps")!.toArray();
     const norms = table.getChild("norm")!.toArray();
@@ -100,6 +104,50 @@ describe("cliplab audit robustness", () => {
     assert.deepEqual(fs.readdirSync(out).sort(), ["robustness.arrow", "robustness.json"]);
   });
 
+  it("--corruptions SET,name --attacks LIST --baseline FILE: CE and mCE in the summary, the JSON and the Arrow rows", async () => {
+    const root = await shapeFolder(2);
+    const ckpt = path.join(tmpDir(), "model64.safetensors");
+    const base = path.join(tmpDir(), "baseline64.safetensors");
+    for (const [file, seed] of [[ckpt, 1], [base, 2]] as const) {
+      const clip = tinyClip64(seed);
+      await saveCheckpoint(clip, file);
+      clip.dispose();
+    }
+    const out = path.join(tmpDir(), "audit-baseline");
+    const r = await run([
+      "audit", "robustness", "--checkpoint", ckpt, "--baseline", base, "--data", `imagefolder:${root}`, "--corruptions", "gaussian_noise,imagenet-c-extra",
+      "--attacks", "pgd,apgd-ce", "--apgd-steps", "3", "--quick", "--attack-limit", "3", "--out", out, "--json",
+    ]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.deepEqual([...new Set(summary.corruptions.map((c: { name: string }) => c.name))], ["gaussian_noise", "speckle_noise", "gaussian_blur", "spatter", "saturate"]);
+    assert.deepEqual([...new Set(summary.attacks.map((a: { attack: string }) => a.attack))], ["pgd", "apgd-ce", "worst-case"]);
+    const ce = summary.corruptionErrors;
+    assert.equal(ce.baseline, base);
+    assert.equal(ce.perCorruption.length, 5);
+    const saved = JSON.parse(fs.readFileSync(path.join(out, "robustness.json"), "utf8"));
+    assert.equal(saved.baseline.checkpoint, base);
+    assert.equal(saved.baseline.config.attackImages, 0);
+    assert.equal(saved.config.apgdSteps, 3);
+    // CE_c by its definition, from the two audits' rows.
+    for (const p of saved.corruptionErrors.perCorruption) {
+      const err = (res: { corruptions: { name: string; top1: number }[] }) => res.corruptions.filter((c) => c.name === p.name).map((c) => 1 - c.top1);
+      const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
+      if (p.ce !== null) assert.ok(Math.abs(p.ce - sum(err(saved)) / sum(err(saved.baseline))) < 1e-12, p.name);
+    }
+    assert.ok(r.out.some((l) => /^against .*baseline64\.safetensors .*: mCE /.test(l)), r.out.join("\n"));
+    const table = readArrowFile(path.join(out, "robustness.arrow"));
+    const kinds = table.getChild("kind")!.toArray() as string[];
+    assert.equal(kinds.filter((k) => k === "baseline_corruption").length, 5 * 5);
+    assert.equal(kinds.filter((k) => k === "baseline_clean").length, 1);
+    assert.equal(kinds.filter((k) => k === "corruption_error").length, 5 + 1);
+    const names = table.getChild("name")!.toArray() as string[];
+    const mean = kinds.findIndex((k, i) => k === "corruption_error" && names[i] === "mean");
+    const mce = table.getChild("ce")!.toArray()[mean] as number;
+    if (saved.corruptionErrors.mce !== null) assert.ok(Math.abs(mce - saved.corruptionErrors.mce) < 1e-6, `${mce} vs ${saved.corruptionErrors.mce}`);
+    assert.ok(robustnessSection(saved).blocks.some((b) => b.kind === "table" && b.columns[1] === "CE"));
+  });
+
   it("a dataset without labels, a bad template set: one error line, exit 1", async () => {
     const flat = path.join(tmpDir(), "flat");
     fs.mkdirSync(flat);
@@ -121,6 +169,9 @@ describe("cliplab audit robustness", () => {
       [["audit", "robustness", "--checkpoint", "x", "--limit", "0"], /^cliplab audit: --limit must be an integer >= 1, got 0$/],
       [["audit", "robustness", "--checkpoint", "x", "--seed=-1"], /^cliplab audit: --seed must be an integer >= 0, got -1$/],
       [["audit", "robustness", "--checkpoint", "x", "--eps", "3"], /^cliplab audit: Unknown option '--eps'/],
+      [["audit", "robustness", "--checkpoint", "x", "--attacks", "pgd,cw"], /^cliplab audit: --attacks must be a comma list of fgsm, pgd, apgd-ce, apgd-t \(or none\), got "pgd,cw"$/],
+      [["audit", "robustness", "--checkpoint", "x", "--corruptions", "fog,smog"], /^cliplab audit: --corruptions: unknown corruption "smog"; valid names: gaussian_noise, .* \(or a set: imagenet-c, imagenet-c-extra, cliplab\)$/],
+      [["audit", "robustness", "--checkpoint", "x", "--apgd-steps", "0"], /^cliplab audit: --apgd-steps must be an integer >= 1, got 0$/],
     ];
     for (const [argv, re] of cases) {
       const r = await run(argv);

@@ -23,13 +23,16 @@
  * a strong affine warp, 3-5 a local one, so the change to the image is not monotone in severity
  * (AlexNet's errors in hendrycks/robustness issue 10: 52.6, 70.1, 55.7, 64.1, 80.6%).
  */
-import { clip01, clipAll01, mapPlanes } from "../../image/planes";
+import { clipAll01, mapPlanes, mapValues } from "../../image/planes";
 import { pilBoxResize } from "../../image/pil_box";
 import { rgbToHsv01, hsvToRgb01 } from "../../image/hsv";
 import { jpegRoundTrip } from "../../image/jpeg_quantise";
 import { gaussianBlur } from "../../image/filters";
 import { affineFromPoints, displace, warpAffine, type Affine } from "../../image/warp";
 import { single, sizeFactor, tuple, type CorruptionImpl } from "./corruption_spec";
+
+/** Clamp to [0, 1] (local: hot loops call it per value). */
+const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
 const PER_VALUE = "per pixel value: as given at every size";
 
@@ -92,7 +95,7 @@ export const IMAGENET_C_DIGITAL: CorruptionImpl[] = [
       const field = () => {
         const noise = new Float32Array(h * w);
         for (let i = 0; i < noise.length; i++) noise[i] = f * (2 * rng.next() - 1);
-        return Float32Array.from(gaussianBlur(noise, h, w, sigma, { truncate: 3, border: "reflect" }), (v) => v * alpha);
+        return mapValues(gaussianBlur(noise, h, w, sigma, { truncate: 3, border: "reflect" }), (v) => v * alpha);
       };
       const dx = field();
       const dy = field();

@@ -28,10 +28,13 @@
  * stores every corrupted image as 8-bit JPEG of quality 85, cliplab keeps the floats.
  */
 import type { Random } from "../../util/random";
-import { clip01, clipAll01, mapPlanes } from "../../image/planes";
+import { clipAll01, mapPlanes, mapValues } from "../../image/planes";
 import { convolveTaps, discKernel, gaussianBlur, motionKernel } from "../../image/filters";
 import { clippedZoom } from "../../image/warp";
 import { single, sizeFactor, tuple, type CorruptionImpl, type CorruptionParameter } from "./corruption_spec";
+
+/** Clamp to [0, 1] (local: hot loops call it per value). */
+const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
 /** Knuth's Poisson sampler (the means here are at most 60). */
 function poisson(lambda: number, rng: Random): number {
@@ -134,7 +137,7 @@ export const IMAGENET_C_NOISE_BLUR: CorruptionImpl[] = [
     apply: (img, h, w, param, rng) => {
       const [sigma, shift, iterations] = tuple(param);
       // gaussian, then 8 bits (the reference truncates to uint8).
-      mapPlanes(img, h, w, 3, (p) => Float32Array.from(gaussianBlur(p, h, w, sigma), (v) => Math.floor(255 * clip01(v)) / 255));
+      mapPlanes(img, h, w, 3, (p) => mapValues(gaussianBlur(p, h, w, sigma), (v) => Math.floor(255 * clip01(v)) / 255));
       const { d, probability } = glassShift(shift);
       for (let it = 0; it < iterations; it++) {
         for (let y = h - d; y > d; y--) {
@@ -186,7 +189,9 @@ export const IMAGENET_C_NOISE_BLUR: CorruptionImpl[] = [
           const zoomed = clippedZoom(p, h, w, z);
           for (let i = 0; i < acc.length; i++) acc[i] += zoomed[i];
         }
-        return Float32Array.from(acc, (v) => clip01(v / (zooms.length + 1)));
+        const out = new Float32Array(acc.length);
+        for (let i = 0; i < acc.length; i++) out[i] = clip01(acc[i] / (zooms.length + 1));
+        return out;
       });
     },
   },

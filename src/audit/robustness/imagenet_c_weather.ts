@@ -23,7 +23,7 @@
  *            0.8 dropped -> x (1 - m) + m * brown.
  */
 import type { Random } from "../../util/random";
-import { clip01, getPlane, resizePlane } from "../../image/planes";
+import { getPlane, mapValues, resizePlane } from "../../image/planes";
 import { boxBlur3, convolveTaps, gaussianBlur, motionKernel, tapsFromDense } from "../../image/filters";
 import { clippedZoom } from "../../image/warp";
 import { plasmaFractal } from "../../image/plasma";
@@ -32,6 +32,9 @@ import { canny } from "../../image/canny";
 import { chamferDistance } from "../../image/distance_transform";
 import { equalizeHist } from "../../image/equalize";
 import { referenceGrid, tuple, type CorruptionImpl } from "./corruption_spec";
+
+/** Clamp to [0, 1] (local: hot loops call it per value). */
+const clip01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
 const LAYER = "the layer is drawn on the 224 px grid with these parameters and resized to the image (lengths x f); blends per pixel";
 
@@ -46,29 +49,31 @@ function snowLayer(gh: number, gw: number, p: readonly number[], rng: Random): F
   const noise = rng.fillNormal(new Float32Array(gh * gw), scale, loc);
   const zoomed = clippedZoom(noise, gh, gw, zoom);
   // Dropped below the threshold, then 8-bit (uint8 truncation, as the reference writes its PNG).
-  const flakes = Float32Array.from(zoomed, (v) => (v < threshold ? 0 : Math.floor(255 * clip01(v)) / 255));
+  const flakes = mapValues(zoomed, (v) => (v < threshold ? 0 : Math.floor(255 * clip01(v)) / 255));
   const taps = motionKernel(radius, sigma, -135 + 90 * rng.next());
-  return Float32Array.from(convolveTaps(flakes, gh, gw, taps, "nearest"), (v) => Math.round(255 * clip01(v)) / 255);
+  return mapValues(convolveTaps(flakes, gh, gw, taps, "nearest"), (v) => Math.round(255 * clip01(v)) / 255);
 }
 
 /** The spatter mask m (before the colour) at the reference grid, and whether it is mud. */
 function spatterLayer(gh: number, gw: number, p: readonly number[], rng: Random): { m: Float32Array; mud: boolean } {
   const [loc, scale, sigma, threshold, intensity, mud] = p;
   const noise = rng.fillNormal(new Float32Array(gh * gw), scale, loc);
-  const liquid = Float32Array.from(gaussianBlur(noise, gh, gw, sigma), (v) => (v < threshold ? 0 : v));
+  const liquid = mapValues(gaussianBlur(noise, gh, gw, sigma), (v) => (v < threshold ? 0 : v));
   if (mud) {
-    const mask = Float32Array.from(liquid, (v) => (v > threshold ? 1 : 0));
-    const m = Float32Array.from(gaussianBlur(mask, gh, gw, intensity), (v) => (v < 0.8 ? 0 : v));
+    const mask = mapValues(liquid.slice(), (v) => (v > threshold ? 1 : 0));
+    const m = mapValues(gaussianBlur(mask, gh, gw, intensity), (v) => (v < 0.8 ? 0 : v));
     return { m, mud: true };
   }
-  const u8 = Uint8Array.from(liquid, (v) => Math.min(255, Math.max(0, Math.floor(255 * v))));
-  const edges = canny(u8, gh, gw, 50, 150);
-  const notEdge = Uint8Array.from(edges, (e) => 255 - e);
-  const dist = Float32Array.from(chamferDistance(notEdge, gh, gw), (v) => Math.min(v, 20));
-  const smooth8 = Uint8Array.from(boxBlur3(dist, gh, gw), (v) => Math.floor(v));
+  const u8 = new Uint8Array(liquid.length);
+  for (let i = 0; i < u8.length; i++) u8[i] = Math.min(255, Math.max(0, Math.floor(255 * liquid[i])));
+  const notEdge = mapValues(canny(u8, gh, gw, 50, 150), (e) => 255 - e);
+  const dist = mapValues(chamferDistance(notEdge, gh, gw), (v) => Math.min(v, 20));
+  const blurred = boxBlur3(dist, gh, gw);
+  const smooth8 = new Uint8Array(blurred.length);
+  for (let i = 0; i < blurred.length; i++) smooth8[i] = Math.floor(blurred[i]);
   const eq = equalizeHist(smooth8);
   const emboss = tapsFromDense(Float64Array.from([-2, -1, 0, -1, 1, 1, 0, 1, 2]), 1);
-  const embossed = Float32Array.from(convolveTaps(eq, gh, gw, emboss, "reflect101"), (v) => Math.min(255, Math.max(0, Math.round(v))));
+  const embossed = mapValues(convolveTaps(eq, gh, gw, emboss, "reflect101"), (v) => Math.min(255, Math.max(0, Math.round(v))));
   const relief = boxBlur3(embossed, gh, gw);
   const m = new Float32Array(gh * gw);
   let peak = 0;
