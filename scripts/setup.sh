@@ -36,7 +36,9 @@ fi
 
 # tfjs-node-gpu is optional: its install downloads libtensorflow, which fails without internet,
 # and npm then drops it; cliplab falls back to the WASM backend.
-npm ci --no-audit --no-fund
+# onnxruntime-node ships its CPU library in the package; its install script would fetch CUDA parts
+# from a host a closed network cannot reach, so skip that step (the CPU engine needs none of it).
+ONNXRUNTIME_NODE_INSTALL=skip ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund
 
 # cliplab's fused CPU kernels (attention, LayerNorm, GELU, ...): a small C library, optional.
 bash scripts/build-native.sh || echo "setup: the fused kernels were not built; cliplab runs those ops as tfjs kernels" >&2
