@@ -64,7 +64,7 @@ interface ChildResult {
 }
 
 /** A photo-like 500x375 RGB image: low-frequency colour, a few hard-edged shapes, noise. */
-async function photo(seed: number): Promise<Uint8Array> {
+export async function photo(seed: number): Promise<Uint8Array> {
   const { Random } = await import("../src/util/random");
   const rng = new Random(seed);
   const data = new Uint8Array(WIDTH * HEIGHT * 3);

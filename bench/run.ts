@@ -30,6 +30,7 @@
  *   --accuracy-threads=N train-accuracy: threads for both sides (default 2)
  *   --umap-points=N, --umap-dim=D, --umap-epochs=E, --umap-nndescent: umap (see bench/umap.ts)
  *   --data-images=N, --data-consumer-rate=R: data (see bench/data_pipeline.ts)
+ *   --embed-images=N, --embed-engines=tfjs,onnx: embed (see bench/embed_folder.ts)
  */
 import { ALL_SIDES, DEFAULT_INFERENCE_OPTIONS, InferenceBenchOptions, SideName, runInferenceBench } from "./inference";
 import { initBackend, shutdownBackend } from "../src/backend";
@@ -37,6 +38,7 @@ import { BenchContext, machineInfo } from "./common";
 import { DEFAULT_TRAIN_OPTIONS, TrainBenchOptions, runTrainAccuracyBench, runTrainBench } from "./train";
 import { DEFAULT_UMAP_OPTIONS, runUmapBench } from "./umap";
 import { DEFAULT_DATA_OPTIONS, runDataPipelineBench } from "./data_pipeline";
+import { DEFAULT_EMBED_FOLDER_OPTIONS, runEmbedFolderBench } from "./embed_folder";
 
 /** Bad command-line use: reported as one line, without a stack. */
 class UsageError extends Error {}
@@ -87,6 +89,19 @@ const SUITES: Suite[] = [
           images: intArg(args, "data-images", DEFAULT_DATA_OPTIONS.images, 10),
           consumerRate: intArg(args, "data-consumer-rate", DEFAULT_DATA_OPTIONS.consumerRate),
           seed: intArg(args, "seed", DEFAULT_DATA_OPTIONS.seed, 0),
+        },
+        ctx,
+      ),
+  },
+  {
+    name: "embed",
+    describe: "cliplab embed --data imagefolder:DIR end to end: ViT-B-32 at 224 px on 500x375 JPEGs, tfjs vs onnx engine, images/s and peak RSS",
+    run: (args, ctx) =>
+      runEmbedFolderBench(
+        {
+          images: intArg(args, "embed-images", DEFAULT_EMBED_FOLDER_OPTIONS.images, 8),
+          engines: args.get("embed-engines")?.split(",") ?? DEFAULT_EMBED_FOLDER_OPTIONS.engines,
+          seed: intArg(args, "seed", DEFAULT_EMBED_FOLDER_OPTIONS.seed, 0),
         },
         ctx,
       ),

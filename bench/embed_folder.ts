@@ -1,0 +1,56 @@
+/**
+ * `--only=embed`: `cliplab embed --data imagefolder:DIR` end to end, as a researcher runs it, on a
+ * folder of 500x375 JPEGs with a ViT-B-32 (random weights, seeded) at 224 px: decode, preprocess
+ * in the pipeline's workers, encode, write Arrow. Each engine (tfjs with whatever native kernels
+ * load, onnxruntime on the in-memory export) runs as its own `cliplab embed` process, one after
+ * the other, so images/s and peak RSS are the command's own; onnx is the peer the ratio is
+ * against.
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { BenchContext, OUT_DIR } from "./common";
+import { photo } from "./data_pipeline";
+
+export interface EmbedFolderOptions {
+  images: number;
+  engines: string[];
+  seed: number;
+}
+
+export const DEFAULT_EMBED_FOLDER_OPTIONS: EmbedFolderOptions = { images: 64, engines: ["tfjs", "onnx"], seed: 0 };
+
+const ROOT = path.join(__dirname, "..");
+
+export async function runEmbedFolderBench(opts: EmbedFolderOptions, ctx: BenchContext): Promise<unknown> {
+  const sharp = (await import("sharp")).default;
+  const { Clip } = await import("../src/model/clip");
+  const { saveCheckpoint } = await import("../src/io/checkpoint");
+  const dir = path.join(OUT_DIR, "embed-folder");
+  const folder = path.join(dir, "photos");
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(folder, { recursive: true });
+  for (let i = 0; i < opts.images; i++) {
+    const raw = await photo(opts.seed * 1000 + i);
+    fs.writeFileSync(path.join(folder, `${String(i).padStart(4, "0")}.jpg`), await sharp(raw, { raw: { width: 500, height: 375, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+  }
+  const checkpoint = path.join(dir, "ViT-B-32.safetensors");
+  const clip = Clip.create("ViT-B-32", { seed: opts.seed });
+  await saveCheckpoint(clip, checkpoint, { dtype: "F16" });
+  clip.dispose();
+  const rows: Record<string, unknown>[] = [];
+  for (const engine of opts.engines) {
+    const out = execFileSync(process.execPath, [path.join(ROOT, "bin", "cliplab.js"), "embed", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--out", path.join(dir, `${engine}.arrow`), "--engine", engine, "--json"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      maxBuffer: 64 * 2 ** 20,
+    });
+    const j = JSON.parse(out.trim().split("\n").pop()!);
+    rows.push({ engine, images: j.images, imagesPerSecond: j.imagesPerSecond, seconds: j.seconds, peakRssMiB: j.peakRssMiB });
+  }
+  const peer = rows.find((r) => r.engine === "onnx") as { imagesPerSecond: number } | undefined;
+  for (const r of rows) if (peer) r.ratioToOnnx = (r.imagesPerSecond as number) / peer.imagesPerSecond;
+  const result = { suite: "embed", date: new Date().toISOString(), machine: ctx.machine, backend: ctx.backend.name, images: opts.images, rows };
+  fs.writeFileSync(path.join(OUT_DIR, "embed.json"), JSON.stringify(result, null, 2));
+  return result;
+}
