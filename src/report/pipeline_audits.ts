@@ -53,13 +53,13 @@ export interface ReportAuditSettings {
  * The report's audit settings: smaller than each audit's own defaults, so the whole report stays
  * near ten minutes on the default recipe. Measured here (2 vCPU, 32 px Fashion-MNIST model): the
  * robustness audit costs about 0.3 s per image for the 15 ImageNet-C corruptions at 5 severities
- * and 0.6 s per attacked image (FGSM, PGD, APGD-CE, APGD-T at every budget), hence 200 and 60; the
+ * and 0.6 s per attacked image (FGSM, PGD, APGD-CE, APGD-T at every budget), hence 300 and 100; the
  * prompt study on 5000 test images takes about 15 s; the fairness audit on 2000 images about as
  * much (it runs only with groups).
  */
 export const REPORT_AUDITS: ReportAuditSettings = {
   prompts: { testLimit: 5000, trainLimit: 10000, validationPerClass: 50, shots: [1, 4, 16], fewShotSeeds: [0], paraphraseTrials: 2, retrievalImages: 500, bootstrapSamples: 500, coop: { steps: 50 } },
-  robustness: { limit: 200, attackLimit: 60 },
+  robustness: { limit: 300, attackLimit: 100 },
   fairness: { limit: 2000, bootstrap: 500, permutations: 500, weatPermutations: 2000, queries: DEFAULT_QUERY_SET, harmful: DEFAULT_HARMFUL_LABELS },
 };
 

@@ -15,7 +15,7 @@ const notebooks = listNotebooks();
 
 it("the lab ships its notebooks", () => {
   const names = notebooks.map((n) => path.basename(n));
-  for (const expected of ["01-train.ipynb", "02-embedding-space.ipynb"]) assert.ok(names.includes(expected), `${expected} missing from notebooks/`);
+  for (const expected of ["01-train.ipynb", "02-embedding-space.ipynb", "06-your-model-your-data.ipynb"]) assert.ok(names.includes(expected), `${expected} missing from notebooks/`);
 });
 
 describe("notebooks are committed without outputs", () => {

@@ -10,7 +10,7 @@
  * - zero-shot accuracy per group and the gap focus - rest;
  * - demographic parity difference and equalised-odds gap of the zero-shot predictions for
  *   `positiveClass`, and the signed false-positive-rate gap focus - rest;
- * - retrieval skew for neutral queries: MaxSkew@k and NDKL@k (Geyik et al. 2019,
+ * - retrieval skew for `retrievalQueries` (default: a prompt per class): MaxSkew@k and NDKL@k (Geyik et al. 2019,
  *   https://arxiv.org/abs/1905.01989; Berg et al. 2022, https://arxiv.org/abs/2203.11933),
  *   averaged over the queries, against the groups' shares among the images;
  * - WEAT association (Caliskan et al. 2017, https://arxiv.org/abs/1608.07187) between the focus
@@ -95,7 +95,7 @@ export interface FairnessAuditOptions {
   ranking?: RankingProbeOptions;
   /** WEAT attribute prompt sets; none: probe skipped. */
   associations?: readonly AttributeSets[];
-  /** Neutral retrieval queries; default the first template with each class name. */
+  /** Queries of the retrieval-skew probes (`maxSkew`, `ndkl`); default the first template with each class name. Berg et al.'s neutral-query measures are `ranking`. */
   retrievalQueries?: readonly string[];
   /** Top k of the retrieval probes (default 100, at most the number of images). */
   k?: number;
@@ -388,8 +388,9 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
     }
     return total / Q;
   };
-  probes.push(unsignedProbe("maxSkew", `MaxSkew@${k} (mean over ${Q} neutral queries)`, skewStat(maxSkewAtK)));
-  probes.push(unsignedProbe("ndkl", `NDKL@${k} (mean over ${Q} neutral queries)`, skewStat(ndkl)));
+  const qWhat = opts.retrievalQueries ? "retrieval queries" : "class-name queries";
+  probes.push(unsignedProbe("maxSkew", `MaxSkew@${k} vs the groups' shares (mean over ${Q} ${qWhat})`, skewStat(maxSkewAtK)));
+  probes.push(unsignedProbe("ndkl", `NDKL@${k} vs the groups' shares (mean over ${Q} ${qWhat})`, skewStat(ndkl)));
 
   // ---- WEAT: X = focus images, Y = the rest.
   associations.forEach((s, ai) => {
