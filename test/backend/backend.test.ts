@@ -262,6 +262,12 @@ return { threadsReported: require("@tensorflow/tfjs-backend-wasm").getThreadsCou
     assert.equal(two.stderr, "");
   });
 
+  test("with no thread request the wasm backend runs 2 threads (or the cores if fewer)", async () => {
+    const r = await child({ CLIPLAB_BACKEND: "wasm" });
+    assert.equal(r.exitCode, 0, r.stderr || r.error);
+    assert.equal(r.choice?.threads, Math.min(2, require("node:os").availableParallelism()));
+  });
+
   test("CLIPLAB_THREADS=1 gives one thread", () => {
     assert.equal(one.exitCode, 0, one.stderr || one.error);
     assert.equal(one.choice?.threads, 1);
