@@ -336,20 +336,50 @@ export interface TrainingMemoryOptions {
 }
 
 /**
+ * Training peaks run above the estimate's centre often enough to matter near the ceiling: a
+ * ViT-B-32 at batch 4 without gradient checkpointing, estimated at 3.87 GiB, aborted the 4 GiB
+ * WASM module ("memory access out of bounds") in its second AdamW step (bench/finetune_levers.ts),
+ * while runs estimated at 2.7-3.1 GiB trained. So a training run must fit with this margin.
+ */
+export const TRAINING_MEMORY_MARGIN = 1.1;
+
+/**
  * Refuses AdamW training of `config` that will not fit, before the optimizer exists (see
  * `assertFitsInMemory`); `name` names the model in the message. `modelLoaded`: the weights are
- * already allocated (checked after the model is built or loaded).
+ * already allocated (checked after the model is built or loaded); `ceiling` and `kernels` default
+ * to the running engine's. The refusal ends with the
+ * open_clip flags that would fit, each with its estimate: --grad-checkpointing, --lock-image,
+ * --lock-text, and the same global batch as --batch-size B/K --accum-freq K.
  */
-export function assertTrainingFits(config: ClipConfig, opts: TrainingMemoryOptions, name: string, { modelLoaded = false } = {}): void {
-  const estimate = estimateMemory(config, {
-    mode: "training",
-    batch: opts.batchSize,
-    optimizer: "adamw",
-    lockImage: opts.lockImage,
-    lockText: opts.lockText,
-    gradCheckpointing: opts.gradCheckpointing,
-  });
+export function assertTrainingFits(config: ClipConfig, opts: TrainingMemoryOptions, name: string, { modelLoaded = false, ceiling, kernels }: { modelLoaded?: boolean; ceiling?: MemoryCeiling; kernels?: KernelPath } = {}): void {
+  const limit = ceiling ?? memoryCeiling();
+  const estimateFor = (o: TrainingMemoryOptions) =>
+    estimateMemory(config, { mode: "training", batch: o.batchSize, optimizer: "adamw", lockImage: o.lockImage, lockText: o.lockText, gradCheckpointing: o.gradCheckpointing, kernels });
   // A loaded model's weights (and on XNNPACK their packed copies) are already in memoryCeiling().inUse.
-  const resident = modelLoaded ? estimate.weights + estimate.packedWeights : 0;
-  assertFitsInMemory(estimate, `AdamW training of ${name} at batch ${opts.batchSize}`, { resident });
+  const fits = (e: MemoryEstimate) => TRAINING_MEMORY_MARGIN * e.total - (modelLoaded ? e.weights + e.packedWeights : 0) <= limit.free;
+  const estimate = estimateFor(opts);
+  if (fits(estimate)) return;
+  const alternatives: string[] = [];
+  const consider = (flags: string, o: TrainingMemoryOptions): boolean => {
+    const e = estimateFor(o);
+    if (fits(e)) alternatives.push(`${flags} (~${formatBytes(e.total)})`);
+    return fits(e);
+  };
+  if (!opts.gradCheckpointing) consider("--grad-checkpointing", { ...opts, gradCheckpointing: true });
+  // Locking the second tower too would leave nothing but the temperature to train.
+  if (!opts.lockImage && !opts.lockText) consider("--lock-image", { ...opts, lockImage: true });
+  if (!opts.lockImage && !opts.lockText) consider("--lock-text", { ...opts, lockText: true });
+  // The same global batch in K micro-batches (open_clip's --accum-freq): the largest that fits.
+  for (let k = 2; k <= opts.batchSize && opts.batchSize % k === 0; k *= 2) {
+    if (consider(`--batch-size ${opts.batchSize / k} --accum-freq ${k}`, { ...opts, batchSize: opts.batchSize / k })) break;
+  }
+  const margin = `${Math.round((TRAINING_MEMORY_MARGIN - 1) * 100)}%`;
+  throw new MemoryRefusedError(
+    `AdamW training of ${name} at batch ${opts.batchSize} needs ~${formatBytes(estimate.total)} (${describeEstimate(estimate)}), with a ${margin} margin more than ${limit.what} has free ` +
+      `(${formatBytes(limit.free)} of ${formatBytes(limit.ceiling)}, ${formatBytes(limit.inUse)} in use): ` +
+      (alternatives.length ? `would fit: ${alternatives.join(", ")}; or ` : "") +
+      "use a smaller batch or model, lock a tower, or a backend without the 4 GiB limit (CLIPLAB_BACKEND=tensorflow)",
+    estimate,
+    limit,
+  );
 }

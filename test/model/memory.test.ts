@@ -20,6 +20,7 @@ import {
   WASM_HEAP_CEILING,
   activationBytes,
   assertFitsInMemory,
+  assertTrainingFits,
   defaultActivationBudget,
   estimateMemory,
   memoryCeiling,
@@ -339,6 +340,32 @@ describe("refusal before a run starts", () => {
     // Inference of the same model fits; so does anything once the model's weights are counted as loaded.
     assertFitsInMemory(estimateMemory(getModelConfig("ViT-L-14"), { mode: "inference", batch: 8, kernels: { packsWeights: false, fused: true } }), "x", { ceiling: heap });
     assertFitsInMemory(e, "x", { ceiling: { ...heap, free: 2 * 2 ** 30 }, resident: e.total - 2 ** 30 });
+  });
+
+  it("a training refusal lists the open_clip flags that would fit, each with its estimate", () => {
+    const vitB32 = getModelConfig("ViT-B-32");
+    const kernels = { packsWeights: false, fused: true };
+    const refusal = (opts: Parameters<typeof assertTrainingFits>[1]) => {
+      try {
+        assertTrainingFits(vitB32, opts, "ViT-B-32", { ceiling: heap, kernels });
+      } catch (err) {
+        assert.ok(err instanceof MemoryRefusedError, String(err));
+        assert.ok(!/[\r\n]/.test(err.message), "one line");
+        return err.message;
+      }
+      return "fits";
+    };
+    // --lock-image at batch 64: ~10 GiB; checkpointing the text tower or 8 micro-batches of 8 fit.
+    const lit = refusal({ batchSize: 64, lockImage: true });
+    assert.match(lit, /^AdamW training of ViT-B-32 at batch 64 needs ~10 GiB \(weights 0\.6 GiB .*\), with a 10% margin more than the wasm backend's 4 GiB heap has free \(4\.0 GiB of 4\.0 GiB, 0 MiB in use\): would fit: /);
+    assert.match(lit, /would fit: --grad-checkpointing \(~2\.7 GiB\), --batch-size 8 --accum-freq 8 \(~[\d.]+ GiB\); or use a smaller batch/);
+    assert.doesNotMatch(lit, /--lock-image \(|--batch-size 16 /, "already locked; 4 x 16 does not fit");
+    // The margin: batch 4 of the whole model is estimated under 4 GiB (3.9) but within 10% of it.
+    const e4 = estimateMemory(vitB32, { mode: "training", batch: 4, kernels });
+    assert.ok(e4.total < WASM_HEAP_CEILING && 1.1 * e4.total > WASM_HEAP_CEILING, `${e4.total}`);
+    assert.match(refusal({ batchSize: 4 }), /at batch 4 needs ~3\.9 GiB .*would fit: --grad-checkpointing \(~2\.9 GiB\), --lock-image \(~[\d.]+ GiB\), --lock-text \(~[\d.]+ GiB\), --batch-size 2 --accum-freq 2 \(~[\d.]+ GiB\);/);
+    assert.equal(refusal({ batchSize: 4, gradCheckpointing: true }), "fits");
+    assert.equal(refusal({ batchSize: 64, lockImage: true, gradCheckpointing: true }), "fits");
   });
 
   it("the ceiling: the WASM heap's 4 GiB less what tensors (and XNNPACK's packed weights) hold", async () => {
