@@ -384,9 +384,11 @@ describe("auditRobustness on data of one's own, at 64 px", () => {
     assert.equal(r.corruptions.length, 15 * 2);
     assert.equal(r.sanity.epsZeroEqualsClean.pass, true, JSON.stringify(r.sanity.epsZeroEqualsClean));
     assert.deepEqual([...new Set(r.attacks.map((a) => a.attack))], ["fgsm", "pgd", "apgd-ce", "apgd-t", "worst-case"]);
+    // Within float32 rounding: the L2 projection's norm sums 224x224x3 float32 squares, whose order
+    // changes with the thread count (2 threads put it 1.1e-5 above the budget).
     for (const a of r.attacks) {
       const size = a.norm === "linf" ? a.perturbation.maxLinf : a.perturbation.maxL2;
-      assert.ok(size <= a.appliedEps * (1 + 1e-5) + 1e-6, `${a.attack} ${a.norm}: ${size} > ${a.appliedEps}`);
+      assert.ok(size <= a.appliedEps * (1 + 1e-4) + 1e-6, `${a.attack} ${a.norm}: ${size} > ${a.appliedEps}`);
     }
     // The baseline ran no attacks: its result says so.
     assert.equal(b.config.attackImages, 0);
