@@ -62,8 +62,8 @@ export { temperatureSweep, gapShiftSweep } from "./eval/gap_temperature";
 export type { TemperatureRow, GapShiftRow } from "./eval/gap_temperature";
 
 // Prompts: template sets, sensitivity, selection, CoOp, the prompt study and its report section
-export { listTemplateSets, loadTemplateSet, checkPromptsFit, TEMPLATE_DIR } from "./prompts/templates";
-export type { TemplateSet } from "./prompts/templates";
+export { listTemplateSets, loadTemplateSet, checkPromptsFit, TEMPLATE_DIR } from "./text/templates";
+export type { TemplateSet } from "./text/templates";
 export { encodePromptBank, encodeImageFeatures, templateCosines, ensembleScores, ensembleClassWeights } from "./prompts/prompt_bank";
 export type { PromptBank, FeatureSet } from "./prompts/prompt_bank";
 export { promptSensitivity } from "./prompts/sensitivity";

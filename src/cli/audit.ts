@@ -14,7 +14,7 @@ import * as path from "node:path";
 import { loadCheckpoint } from "../io/checkpoint";
 import { makeTable, writeArrowFile } from "../io/arrow";
 import { writeFileAtomic } from "../util/atomic";
-import { loadTemplateSet } from "../prompts/templates";
+import { loadTemplateSet } from "../text/templates";
 import { ATTACK_NAMES, auditRobustness, type AttackName, type RobustnessAuditOptions, type RobustnessResult } from "../audit/robustness/audit";
 import { CORRUPTION_SETS, resolveCorruptions } from "../audit/robustness/corruptions";
 import { compareCorruptionErrors } from "../audit/robustness/mce";

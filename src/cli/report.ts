@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { runPipelineReport, type PipelineReportOptions } from "../report/pipeline";
 import { writeReport } from "../report/render";
 import { TRAIN_DEFAULTS } from "../train/options";
-import { loadTemplateSet } from "../prompts/templates";
+import { loadTemplateSet } from "../text/templates";
 import { REPORT_AUDITS, REPORT_AUDITS_QUICK, type ReportGroups } from "../report/pipeline_audits";
 import { REPORT_SECTIONS, parseSections, resolveSections } from "../report/sections";
 import { GROUP_SPECS, parseGroupSpec, readGroupFile } from "./audit_fairness";

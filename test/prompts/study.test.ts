@@ -16,7 +16,7 @@ import type { SkippedItem } from "../../src/data/dataset";
 import { defaultTemplateSets, runPromptStudy, type PromptStudyResult } from "../../src/prompts/study";
 import { CaptionSet } from "../../src/data/captions";
 import { promptStudySection } from "../../src/prompts/report";
-import { loadTemplateSet } from "../../src/prompts/templates";
+import { loadTemplateSet } from "../../src/text/templates";
 import { modelTransform } from "../../src/model/config";
 import { preparedStream } from "../../src/data/stream";
 import { encodeImages, encodeTexts } from "../../src/eval/encode";
