@@ -25,7 +25,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { PLACEHOLDER, fillPrompt } from "../text/fill";
-import { l2NormalizeRows } from "../loss/info_nce";
+import { l2NormalizeRows } from "../util/tensor";
 import { checkLabels, checkMatrix, checkPositiveInt, checkScalar, fmtShape } from "./checks";
 import { encodeTexts, type FeatureMatrix } from "./encode";
 import { checkPromptsFit } from "../text/templates";
