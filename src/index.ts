@@ -74,7 +74,7 @@ export { trainCoOp, coopClassWeights } from "./prompts/coop";
 export type { CoOpOptions, CoOpResult } from "./prompts/coop";
 export { runPromptStudy } from "./prompts/study";
 export type { PromptStudyOptions, PromptStudyResult } from "./prompts/study";
-export { promptStudySection, templateAccuracyFigure, fewShotFigure } from "./prompts/report";
+export { promptStudySection, templateAccuracyFigure, fewShotFigure } from "./report/sections/prompts";
 
 // Audits
 export { corrupt, listCorruptions, listCorruptionSets, corruptionSpecs, resolveCorruptions, scaledParameters, CORRUPTION_SETS } from "./audit/robustness/corruptions";
@@ -92,7 +92,7 @@ export { tecoaFineTune, TECOA_DEFAULTS } from "./audit/robustness/tecoa";
 export type { TecoaOptions, TecoaResult } from "./audit/robustness/tecoa";
 export { compareRobustness, ROBUSTNESS_AUGMENT } from "./audit/robustness/remedies";
 export type { RemedyComparison } from "./audit/robustness/remedies";
-export { robustnessSection } from "./audit/robustness/section";
+export { robustnessSection } from "./report/sections/robustness";
 export { maxSkewAtK, ndkl, skewAtK } from "./audit/fairness/metrics";
 export { weatEffectSize, weatFromScores, associationScores } from "./audit/fairness/weat";
 export type { WeatOptions, WeatResult } from "./audit/fairness/weat";
@@ -119,8 +119,8 @@ export type { Distractor, HarmfulLabelSet } from "./audit/fairness/distractors";
 export { groupTable } from "./audit/fairness/group_table";
 export type { AttributeTable, GroupTableRow, GroupSpread } from "./audit/fairness/group_table";
 export { wordProbeOptions, wordDistractors } from "./audit/fairness/word_probes";
-export { fairnessSection, fairnessStudySection, STUDY_PROBES } from "./audit/fairness/section";
-export type { StudyRun } from "./audit/fairness/section";
+export { fairnessSection, fairnessStudySection, STUDY_PROBES } from "./report/sections/fairness";
+export type { StudyRun } from "./report/sections/fairness";
 
 // Visualisation
 export type { Figure, PlotlyTrace } from "./viz/figure";
@@ -147,8 +147,8 @@ export type { Report, ReportSection, ReportBlock, TextBlock, FigureBlock, TableB
 export { renderReport, writeReport } from "./report/render";
 export { runPipelineReport } from "./report/pipeline";
 export type { PipelineReportOptions, PipelineCallbacks, PipelineSummary } from "./report/pipeline";
-export { trainingSection, embeddingSection, zeroShotSection, retrievalSection, skippedSection } from "./report/pipeline_sections";
-export type { EmbeddingSectionInput, RetrievalSectionInput, ZeroShotSectionOptions, CaptionOrigin } from "./report/pipeline_sections";
+export { trainingSection, embeddingSection, zeroShotSection, retrievalSection, skippedSection } from "./report/sections/pipeline";
+export type { EmbeddingSectionInput, RetrievalSectionInput, ZeroShotSectionOptions, CaptionOrigin } from "./report/sections/pipeline";
 
 // Utilities
 export { Random } from "./util/random";

@@ -19,7 +19,7 @@ import { ATTACK_NAMES, auditRobustness, type AttackName, type RobustnessAuditOpt
 import { CORRUPTION_SETS, resolveCorruptions } from "../audit/robustness/corruptions";
 import { compareCorruptionErrors } from "../audit/robustness/mce";
 import { L2_REFERENCE_VALUES } from "../audit/robustness/budgets";
-import { formatEps } from "../audit/robustness/section";
+import { formatEps } from "../report/sections/robustness";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
 import { DATA_OPTIONS, DATA_USAGE, SkipLog, openDataFromFlags } from "./data_options";

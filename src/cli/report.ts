@@ -12,7 +12,7 @@ import { writeReport } from "../report/render";
 import { TRAIN_DEFAULTS } from "../train/options";
 import { loadTemplateSet } from "../text/templates";
 import { REPORT_AUDITS, REPORT_AUDITS_QUICK, type ReportGroups } from "../report/pipeline_audits";
-import { REPORT_SECTIONS, parseSections, resolveSections } from "../report/sections";
+import { REPORT_SECTIONS, parseSections, resolveSections } from "../report/sections/select";
 import { GROUP_SPECS, parseGroupSpec, readGroupFile } from "./audit_fairness";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";

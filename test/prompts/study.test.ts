@@ -15,7 +15,7 @@ import { openDataset } from "../../src/data/open";
 import type { SkippedItem } from "../../src/data/dataset";
 import { defaultTemplateSets, runPromptStudy, type PromptStudyResult } from "../../src/prompts/study";
 import { CaptionSet } from "../../src/data/captions";
-import { promptStudySection } from "../../src/prompts/report";
+import { promptStudySection } from "../../src/report/sections/prompts";
 import { loadTemplateSet } from "../../src/text/templates";
 import { modelTransform } from "../../src/model/config";
 import { preparedStream } from "../../src/data/stream";
