@@ -139,8 +139,8 @@ export type { Interval } from "./viz/bar_ci";
 export { encodePng, pngDataUrl, greyThumbnails, imageThumbnails } from "./viz/png";
 export type { ThumbnailOptions } from "./viz/png";
 export { plotlyText, CLASS_COLORS } from "./viz/text";
-export { showFigure, showTable, showImage, showSection, liveFigure, resetPlotly, setNotebookDisplay, toTableBlock } from "./viz/notebook";
-export type { NotebookDisplay, TableLike } from "./viz/notebook";
+export { showFigure, showTable, showImage, showSection, liveFigure, resetPlotly, setNotebookDisplay, toTableBlock } from "./notebook/display";
+export type { NotebookDisplay, TableLike } from "./notebook/display";
 
 // Reports
 export type { Report, ReportSection, ReportBlock, TextBlock, FigureBlock, TableBlock, TableCell, ImageBlock } from "./report/types";
