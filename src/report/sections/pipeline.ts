@@ -6,7 +6,7 @@
  */
 import type { ImageBlock, ReportSection, TableCell } from "../types";
 import type { Figure } from "../../viz/figure";
-import type { TrainingHistory } from "../../viz/training_curves";
+import type { TrainingHistory } from "../../train/history";
 import { trainingCurves } from "../../viz/training_curves";
 import { confusionMatrix } from "../../viz/confusion_matrix";
 import { barWithCI, wilsonInterval } from "../../viz/bar_ci";
