@@ -6,7 +6,7 @@
  *
  * Nothing is fetched from the network: the page's own scripts (require.js, jQuery, CodeMirror) and
  * MathJax are served by the server from Debian's packages (libjs-*, libjs-mathjax), and plotly.js is
- * inlined by the notebooks themselves (src/viz/notebook.ts). The server runs on a private config
+ * inlined by the notebooks themselves (src/notebook/display.ts). The server runs on a private config
  * directory, so no user or system nbextension loads; the ipywidgets extension notebook 6.4 asks for
  * on every page is answered by an empty module (cliplab uses no widgets) instead of a 404.
  * `--quick` sets CLIPLAB_QUICK=1 for the kernels, as `npm run notebooks -- --quick` does.

@@ -62,8 +62,8 @@ export { temperatureSweep, gapShiftSweep } from "./eval/gap_temperature";
 export type { TemperatureRow, GapShiftRow } from "./eval/gap_temperature";
 
 // Prompts: template sets, sensitivity, selection, CoOp, the prompt study and its report section
-export { listTemplateSets, loadTemplateSet, checkPromptsFit, TEMPLATE_DIR } from "./prompts/templates";
-export type { TemplateSet } from "./prompts/templates";
+export { listTemplateSets, loadTemplateSet, checkPromptsFit, TEMPLATE_DIR } from "./text/templates";
+export type { TemplateSet } from "./text/templates";
 export { encodePromptBank, encodeImageFeatures, templateCosines, ensembleScores, ensembleClassWeights } from "./prompts/prompt_bank";
 export type { PromptBank, FeatureSet } from "./prompts/prompt_bank";
 export { promptSensitivity } from "./prompts/sensitivity";
@@ -74,7 +74,7 @@ export { trainCoOp, coopClassWeights } from "./prompts/coop";
 export type { CoOpOptions, CoOpResult } from "./prompts/coop";
 export { runPromptStudy } from "./prompts/study";
 export type { PromptStudyOptions, PromptStudyResult } from "./prompts/study";
-export { promptStudySection, templateAccuracyFigure, fewShotFigure } from "./prompts/report";
+export { promptStudySection, templateAccuracyFigure, fewShotFigure } from "./report/sections/prompts";
 
 // Audits
 export { corrupt, listCorruptions, listCorruptionSets, corruptionSpecs, resolveCorruptions, scaledParameters, CORRUPTION_SETS } from "./audit/robustness/corruptions";
@@ -92,7 +92,7 @@ export { tecoaFineTune, TECOA_DEFAULTS } from "./audit/robustness/tecoa";
 export type { TecoaOptions, TecoaResult } from "./audit/robustness/tecoa";
 export { compareRobustness, ROBUSTNESS_AUGMENT } from "./audit/robustness/remedies";
 export type { RemedyComparison } from "./audit/robustness/remedies";
-export { robustnessSection } from "./audit/robustness/section";
+export { robustnessSection } from "./report/sections/robustness";
 export { maxSkewAtK, ndkl, skewAtK } from "./audit/fairness/metrics";
 export { weatEffectSize, weatFromScores, associationScores } from "./audit/fairness/weat";
 export type { WeatOptions, WeatResult } from "./audit/fairness/weat";
@@ -119,8 +119,8 @@ export type { Distractor, HarmfulLabelSet } from "./audit/fairness/distractors";
 export { groupTable } from "./audit/fairness/group_table";
 export type { AttributeTable, GroupTableRow, GroupSpread } from "./audit/fairness/group_table";
 export { wordProbeOptions, wordDistractors } from "./audit/fairness/word_probes";
-export { fairnessSection, fairnessStudySection, STUDY_PROBES } from "./audit/fairness/section";
-export type { StudyRun } from "./audit/fairness/section";
+export { fairnessSection, fairnessStudySection, STUDY_PROBES } from "./report/sections/fairness";
+export type { StudyRun } from "./report/sections/fairness";
 
 // Visualisation
 export type { Figure, PlotlyTrace } from "./viz/figure";
@@ -132,23 +132,24 @@ export { exactKnn } from "./viz/knn";
 export type { KnnResult, KnnOptions } from "./viz/knn";
 export { similarityHeatmap } from "./viz/similarity_heatmap";
 export { confusionMatrix } from "./viz/confusion_matrix";
-export { trainingCurves, readTrainingHistory } from "./viz/training_curves";
-export type { TrainingHistory } from "./viz/training_curves";
+export { trainingCurves } from "./viz/training_curves";
+export { readTrainingHistory } from "./train/history";
+export type { TrainingHistory } from "./train/history";
 export { barWithCI, wilsonInterval } from "./viz/bar_ci";
 export type { Interval } from "./viz/bar_ci";
 export { encodePng, pngDataUrl, greyThumbnails, imageThumbnails } from "./viz/png";
 export type { ThumbnailOptions } from "./viz/png";
 export { plotlyText, CLASS_COLORS } from "./viz/text";
-export { showFigure, showTable, showImage, showSection, liveFigure, resetPlotly, setNotebookDisplay, toTableBlock } from "./viz/notebook";
-export type { NotebookDisplay, TableLike } from "./viz/notebook";
+export { showFigure, showTable, showImage, showSection, liveFigure, resetPlotly, setNotebookDisplay, toTableBlock } from "./notebook/display";
+export type { NotebookDisplay, TableLike } from "./notebook/display";
 
 // Reports
 export type { Report, ReportSection, ReportBlock, TextBlock, FigureBlock, TableBlock, TableCell, ImageBlock } from "./report/types";
 export { renderReport, writeReport } from "./report/render";
 export { runPipelineReport } from "./report/pipeline";
 export type { PipelineReportOptions, PipelineCallbacks, PipelineSummary } from "./report/pipeline";
-export { trainingSection, embeddingSection, zeroShotSection, retrievalSection, skippedSection } from "./report/pipeline_sections";
-export type { EmbeddingSectionInput, RetrievalSectionInput, ZeroShotSectionOptions, CaptionOrigin } from "./report/pipeline_sections";
+export { trainingSection, embeddingSection, zeroShotSection, retrievalSection, skippedSection } from "./report/sections/pipeline";
+export type { EmbeddingSectionInput, RetrievalSectionInput, ZeroShotSectionOptions, CaptionOrigin } from "./report/sections/pipeline";
 
 // Utilities
 export { Random } from "./util/random";

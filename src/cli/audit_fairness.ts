@@ -14,7 +14,7 @@ import { modelTransform } from "../model/config";
 import type { Dataset } from "../data/dataset";
 import { expectedItems } from "../data/stream";
 import { isFashionMnist } from "../data/sources/fashion_mnist";
-import { loadTemplateSet } from "../prompts/templates";
+import { loadTemplateSet } from "../text/templates";
 import { FRAMED, PLAIN, resolvePlantedBias } from "../audit/fairness/planted_bias";
 import { runFairnessAudit, type FairnessAuditResult } from "../audit/fairness/audit";
 import type { GroupSource } from "../audit/fairness/groups";

@@ -11,7 +11,7 @@ import { modelTransform } from "../model/config";
 import { presetNameOf } from "../model/registry";
 import { BENCHMARK_TASKS, type BenchmarkResult, type BenchmarkTask } from "../eval/benchmark";
 import { evaluateDataset } from "../eval/evaluate_dataset";
-import { loadTemplateSet } from "../prompts/templates";
+import { loadTemplateSet } from "../text/templates";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
 import { DATA_OPTIONS, DATA_USAGE, ENGINE_OPTION, ENGINE_USAGE, SHARD_OPTION, SkipLog, engineFromFlags, openDataFromFlags, shardFromFlags } from "./data_options";

@@ -17,7 +17,7 @@ import { modelTransform } from "../model/config";
 import type { Dataset } from "../data/dataset";
 import { preparedStream } from "../data/stream";
 import { isFashionMnist } from "../data/sources/fashion_mnist";
-import { loadTemplateSet, type TemplateSet } from "../prompts/templates";
+import { loadTemplateSet, type TemplateSet } from "../text/templates";
 import { encodePromptBank, ensembleScores, featureSetOf, singleTemplateScores, templateCosines } from "../prompts/prompt_bank";
 import { encodeImages, encodeTexts, type EncodeProgress } from "../eval/encode";
 import { retrievalBenchmarkMetrics, RETRIEVAL_KS } from "../eval/benchmark";

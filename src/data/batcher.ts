@@ -10,8 +10,6 @@
  */
 import { CLIP_MEAN, CLIP_STD } from "../image/preprocess";
 import { Random, mixSeed } from "../util/random";
-
-export { mixSeed };
 import { augmentImage, validateAugmentConfig, type AugmentConfig, type ResolvedAugmentConfig } from "./augment";
 import { CaptionSet, imageAttributes } from "./captions";
 import { checkLabelledImages, type LabelledImages } from "./fashion_mnist";

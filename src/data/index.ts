@@ -26,7 +26,8 @@ export {
 export type { ImageAttributes, AttributeThresholds, AttributeKey, CaptionSpec, CaptionSetOptions } from "./captions";
 export { augmentImage, augmentBatch, validateAugmentConfig, AUGMENT_KEYS } from "./augment";
 export type { AugmentConfig, ResolvedAugmentConfig, AugmentImageOptions } from "./augment";
-export { Batcher, mixSeed } from "./batcher";
+export { Batcher } from "./batcher";
+export { mixSeed } from "../util/random";
 export type { Batch, BatcherOptions, BatcherState } from "./batcher";
 export { exportSplitArrow, importSplitArrow, exportEmbeddingsArrow, importEmbeddingsArrow } from "./arrow_dataset";
 export type { ArrowSplit, EmbeddingRows, ExportSplitOptions, PixelFormat } from "./arrow_dataset";

@@ -17,7 +17,7 @@
  * Pairs: image i matches text i (N images, N texts).
  */
 import * as tf from "@tensorflow/tfjs";
-import { l2NormalizeRows } from "../loss/info_nce";
+import { l2NormalizeRows } from "../util/tensor";
 import { checkMatrix } from "./checks";
 import { retrievalMetrics } from "./retrieval";
 import { modalityGap } from "./modality_gap";

@@ -10,7 +10,7 @@
  * of the same size; only the dimension D must agree. Everything runs in tf.tidy.
  */
 import * as tf from "@tensorflow/tfjs";
-import { l2NormalizeRows } from "../loss/info_nce";
+import { l2NormalizeRows } from "../util/tensor";
 import { checkMatrix } from "./checks";
 
 function check(fn: string, imageEmb: tf.Tensor2D, textEmb: tf.Tensor2D): void {

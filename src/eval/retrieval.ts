@@ -22,7 +22,7 @@
  * of float32), computed by tf (matMul of the normalised embeddings) and ranked in JS.
  */
 import * as tf from "@tensorflow/tfjs";
-import { l2NormalizeRows } from "../loss/info_nce";
+import { l2NormalizeRows } from "../util/tensor";
 import { checkLabels, checkMatrix, checkPositiveInt } from "./checks";
 
 /** Correct items of each query: one index per query, or a function giving the list for query i. */

@@ -25,10 +25,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { PLACEHOLDER, fillPrompt } from "../text/fill";
-import { l2NormalizeRows } from "../loss/info_nce";
+import { l2NormalizeRows } from "../util/tensor";
 import { checkLabels, checkMatrix, checkPositiveInt, checkScalar, fmtShape } from "./checks";
 import { encodeTexts, type FeatureMatrix } from "./encode";
-import { checkPromptsFit } from "../prompts/templates";
+import { checkPromptsFit } from "../text/templates";
 
 /** The image side of a CLIP model: what a classifier needs once its weights exist. */
 export interface ZeroShotImageModel {

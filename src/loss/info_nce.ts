@@ -14,6 +14,7 @@
  * that outlive a call are the ones it returns.
  */
 import * as tf from "@tensorflow/tfjs";
+import { l2NormalizeRows } from "../util/tensor";
 
 /** The two directions of the symmetric loss and their mean, all scalars. */
 export type InfoNceTerms = {
@@ -93,17 +94,6 @@ export function checkPairedFeatures(fn: string, imageFeatures: tf.Tensor2D, text
         `imageFeatures shape ${fmtShape(imageFeatures)} (N matched pairs of dimension D)`,
     );
   }
-}
-
-/**
- * x / ||x||_2 per row, with no eps, as the reference implementation (and the fixtures) do.
- * A zero row therefore gives NaN rather than a silently wrong finite value.
- * Not wrapped in tf.tidy: callers run it inside their own tidy.
- * @internal shared with siglip.ts
- */
-export function l2NormalizeRows(x: tf.Tensor2D): tf.Tensor2D {
-  const norm = tf.sqrt(tf.sum(tf.square(x), 1, true)); // [N, 1]
-  return tf.div(x, norm); // [N, D]
 }
 
 /**

@@ -17,11 +17,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { Random } from "../util/random";
 import { AdamW } from "../train/adamw";
-import { l2NormalizeRows } from "../loss/info_nce";
+import { l2NormalizeRows } from "../util/tensor";
 import { defaultBpe, EOT_TOKEN, SOT_TOKEN } from "../text/tokenize";
 import { checkPositiveInt, checkScalar } from "../eval/checks";
 import type { FeatureSet } from "./prompt_bank";
-import { checkClassNames } from "./templates";
+import { checkClassNames } from "../text/templates";
 
 /** What CoOp needs of a model; `Clip` satisfies it. */
 export interface CoOpModel {

@@ -17,7 +17,7 @@ import type { Tokenizer, ZeroShotModel } from "../eval/zero_shot";
 import { top1Accuracy } from "../eval/classifier_metrics";
 import { checkPositiveInt } from "../eval/checks";
 import { encodePromptBank, ensembleScores, templateCosines, type FeatureSet } from "./prompt_bank";
-import { checkClassNames, checkTemplates } from "./templates";
+import { checkClassNames, checkTemplates } from "../text/templates";
 import { spread, type SpreadSummary } from "./sensitivity";
 
 export type ParaphraseKind = "synonym" | "word order" | "typo";

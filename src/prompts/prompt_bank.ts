@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { checkLabels, checkPositiveInt } from "../eval/checks";
 import { encodePixels, encodeTexts, type EncodedImages, type ImageFeatureModel } from "../eval/encode";
 import type { Tokenizer, ZeroShotModel } from "../eval/zero_shot";
-import { checkClassNames, checkPromptsFit, checkTemplates, fillPrompt } from "./templates";
+import { checkClassNames, checkPromptsFit, checkTemplates, fillPrompt } from "../text/templates";
 
 /** Unit image features with labels. */
 export interface FeatureSet {

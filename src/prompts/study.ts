@@ -41,7 +41,7 @@ import { promptSensitivity, type SensitivityResult } from "./sensitivity";
 import { paraphraseRobustness, type ParaphraseRow } from "./paraphrase";
 import { carveValidation, greedyTemplateSelection, selectionWeights, weightedTemplateEnsemble, type GreedySelection } from "./selection";
 import { classWeightScores, trainCoOp, type CoOpModel, type CoOpOptions } from "./coop";
-import { checkClassNames, loadTemplateSet } from "./templates";
+import { checkClassNames, loadTemplateSet } from "../text/templates";
 import { encodeSplit, featuresAt, itemsAt, readLabels } from "./study_data";
 
 /** What the study needs of a model; `Clip` satisfies it. */

@@ -1,7 +1,7 @@
 /**
  * HTML for the blocks of a report (src/report/types.ts). Every string from a block is escaped;
  * figures become a <div> plus a script calling `cliplabPlot` (src/viz/html.ts), images PNG data
- * URLs. Shared by `renderReport` and the notebook helpers (src/viz/notebook.ts).
+ * URLs. Shared by `renderReport` and the notebook helpers (src/notebook/display.ts).
  */
 import type { ImageBlock, ReportBlock, ReportSection, TableBlock, TableCell } from "./types";
 import { checkFigure, escapeHtml, figureHtml } from "../viz/html";

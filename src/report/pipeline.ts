@@ -31,11 +31,11 @@ import type { TrainOptions } from "../train/options";
 import { embeddingUmap, type EmbeddingGroup } from "../viz/embedding_map";
 import type { UmapOptions, UmapProgress } from "../viz/umap_layout";
 import { imageThumbnails } from "../viz/png";
-import { hasTrainingHistory, readTrainingHistory, type TrainingHistory } from "../viz/training_curves";
+import { hasTrainingHistory, readTrainingHistory, type TrainingHistory } from "../train/history";
 import type { ImageBlock, Report, ReportSection } from "./types";
-import { embeddingSection, retrievalSection, skippedSection, trainingSection, zeroShotSection } from "./pipeline_sections";
+import { embeddingSection, retrievalSection, skippedSection, trainingSection, zeroShotSection } from "./sections/pipeline";
 import { cosineTable, encodePairs, headRows, measureDataset, pairStats, retrievalOf, textsOfFirst, type ReportMeasures } from "./pipeline_measure";
-import { resolveSections, type ReportSectionName } from "./sections";
+import { resolveSections, type ReportSectionName } from "./sections/select";
 import {
   REPORT_AUDITS,
   datasetGroups,

@@ -18,7 +18,7 @@ import { classificationBenchmarkMetrics, retrievalBenchmarkMetrics } from "../ev
 import { retrievalMetrics, type RetrievalMetrics } from "../eval/retrieval";
 import { modalityGap } from "../eval/modality_gap";
 import { zeroShotClassifier, type ZeroShotEvaluation, type ZeroShotModel } from "../eval/zero_shot";
-import { l2NormalizeRows } from "../loss/info_nce";
+import { l2NormalizeRows } from "../util/tensor";
 
 export interface MeasureOptions {
   transform: ImageTransform;

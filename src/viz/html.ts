@@ -1,7 +1,7 @@
 /**
  * Turning figures into HTML that needs no network: plotly.js inlined from the installed
  * `plotly.js-dist-min` bundle, figure JSON embedded safely in <script> elements, text escaped.
- * Shared by reports (src/report/render.ts) and notebooks (src/viz/notebook.ts).
+ * Shared by reports (src/report/render.ts) and notebooks (src/notebook/display.ts).
  * plotly.js: https://plotly.com/javascript/ (MIT)
  */
 import * as fs from "node:fs";

@@ -2,51 +2,12 @@
  * Training curves of a run: loss (with a moving average), learning rate, the temperature
  * exp(logit_scale) (CLIP clamps it at 100: https://arxiv.org/abs/2103.00020, §2.5) and the
  * evaluations (zero-shot top-1/top-5, Recall@1 both ways), from the records `trainClip` keeps
- * and writes to runs/<name>/metrics.arrow and eval.arrow (src/train/run_state.ts).
+ * and writes to runs/<name>/metrics.arrow and eval.arrow (src/train/run_state.ts; read back by
+ * `readTrainingHistory`, src/train/history.ts).
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import type { Figure, PlotlyTrace } from "./figure";
 import type { EvalRecord, StepRecord } from "../train/run_state";
-import { EVAL_FILE, METRICS_FILE, readStepRecords } from "../train/run_state";
-import { readArrowFile } from "../io/arrow";
 import { plotlyText } from "./text";
-
-export interface TrainingHistory {
-  steps: StepRecord[];
-  evals: EvalRecord[];
-}
-
-const EVAL_COLUMNS: (keyof EvalRecord)[] = [
-  "epoch", "step", "zeroShotTop1", "zeroShotTop5", "recallAt1ImageToText", "recallAt1TextToImage", "recallAt5ImageToText", "recallAt5TextToImage", "trainSeconds",
-];
-
-/** The step and evaluation records of a run directory ([] for a file that is not there). */
-export function readTrainingHistory(runDir: string): TrainingHistory {
-  if (!fs.existsSync(runDir) || !fs.statSync(runDir).isDirectory()) throw new Error(`readTrainingHistory: ${runDir} is not a directory`);
-  const steps = readStepRecords(runDir);
-  const file = path.join(runDir, EVAL_FILE);
-  const evals: EvalRecord[] = [];
-  if (fs.existsSync(file)) {
-    const t = readArrowFile(file);
-    const cols = EVAL_COLUMNS.map((name) => {
-      const col = t.getChild(name);
-      if (!col) throw new Error(`readTrainingHistory: ${file} has no column ${name}`);
-      return Array.from(col.toArray() as ArrayLike<number>, Number);
-    });
-    for (let i = 0; i < t.numRows; i++) {
-      const r = {} as Record<keyof EvalRecord, number>;
-      EVAL_COLUMNS.forEach((k, j) => (r[k] = cols[j][i]));
-      evals.push(r as EvalRecord);
-    }
-  }
-  return { steps, evals };
-}
-
-/** Whether a run directory holds training records (metrics.arrow). */
-export function hasTrainingHistory(runDir: string): boolean {
-  return fs.existsSync(path.join(runDir, METRICS_FILE));
-}
 
 /** Exponential moving average with bias correction (as TensorBoard's smoothing, weight `beta`). */
 export function smooth(values: readonly number[], beta: number): number[] {

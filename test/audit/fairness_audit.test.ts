@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { runFairnessAudit, type FairnessAuditResult } from "../../src/audit/fairness/audit";
 import { plantedTestSet } from "../../src/audit/fairness/planted_bias";
-import { fairnessSection, fairnessStudySection } from "../../src/audit/fairness/section";
+import { fairnessSection, fairnessStudySection } from "../../src/report/sections/fairness";
 import { fakeAuditModel, fakeAuditOptions, fakeDataset, fakeImages, type FakeAuditModel } from "./fairness_fake_model";
 import { assertRejectsOneLine, useCpu } from "./fairness_helpers";
 

@@ -204,7 +204,7 @@ describe("the ranking probe in runFairnessAudit: a planted bias is flagged, the 
 
 describe("fairnessSection with the ranking measures", () => {
   it("a table row per measure with the targets' names, a chart per metric with the null means", async () => {
-    const { fairnessSection } = await import("../../src/audit/fairness/section");
+    const { fairnessSection } = await import("../../src/report/sections/fairness");
     const test = plantedTestSet(fakeImages(100), { seed: 2 });
     const m = fakeAuditModel(1.5, 0.8);
     try {
@@ -224,7 +224,7 @@ describe("fairnessSection with the ranking measures", () => {
       assert.match(text, /At k = N MaxSkew against demographic parity is 0 by construction/);
       assert.match(text, /Report settings: quick\./);
       // The study section: the measures of every run, and the sweep against rho.
-      const { fairnessStudySection } = await import("../../src/audit/fairness/section");
+      const { fairnessStudySection } = await import("../../src/report/sections/fairness");
       const acc = { value: 0.8, ci95: [0.7, 0.9] as [number, number] };
       const study = fairnessStudySection([{ rho: 0.5, remedy: "none", cleanAccuracy: acc, audit: r }, { rho: 0.9, remedy: "none", cleanAccuracy: acc, audit: r }]);
       const per = study.blocks.find((b) => b.kind === "table" && b.caption === "Ranking bias per run");

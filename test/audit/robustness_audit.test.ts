@@ -11,7 +11,7 @@ import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { auditRobustness, resolveAuditOptions, sanityChecks, type AttackRow, type RobustnessResult } from "../../src/audit/robustness/audit";
-import { robustnessSection } from "../../src/audit/robustness/section";
+import { robustnessSection } from "../../src/report/sections/robustness";
 import { compareRobustness } from "../../src/audit/robustness/remedies";
 import { tecoaFineTune } from "../../src/audit/robustness/tecoa";
 import { listCorruptions } from "../../src/audit/robustness/corruptions";

@@ -11,7 +11,7 @@ import { runCli as run } from "../helpers/cli";
 import { readArrowFile } from "../../src/io/arrow";
 import { saveCheckpoint } from "../../src/io/checkpoint";
 import { listCorruptions } from "../../src/audit/robustness/corruptions";
-import { robustnessSection } from "../../src/audit/robustness/section";
+import { robustnessSection } from "../../src/report/sections/robustness";
 import { fixturePath, tmpDir } from "../helpers/fixtures";
 import { shapeFolder, shapeImage, tinyClip64, SHAPES } from "../audit/robustness_helpers";
 import { initBackend } from "../../src/backend";

@@ -1,7 +1,8 @@
 /** The seeded batcher (src/data/batcher.ts). */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Batcher, mixSeed, type Batch } from "../../src/data/batcher";
+import { Batcher, type Batch } from "../../src/data/batcher";
+import { mixSeed } from "../../src/util/random";
 import { CaptionSet } from "../../src/data/captions";
 import { normalizePixels } from "../../src/image/preprocess";
 import { realSplit, syntheticImages } from "./util";

@@ -21,12 +21,12 @@ import { gapShiftSweep, temperatureSweep, type GapShiftRow, type TemperatureRow 
 import { ensembleScores, gramMatrices, singleTemplateScores, subsetFeatures, templateCosines, type FeatureSet, type PromptBank } from "../../src/prompts/prompt_bank";
 import { checkLabels, checkPositiveInt, fmtShape } from "../../src/eval/checks";
 import type { Tokenizer, ZeroShotImageModel } from "../../src/eval/zero_shot";
-import { checkClassNames, checkPromptsFit, checkTemplates, fillPrompt } from "../../src/prompts/templates";
+import { checkClassNames, checkPromptsFit, checkTemplates, fillPrompt } from "../../src/text/templates";
 import { promptSensitivity, type SensitivityResult } from "../../src/prompts/sensitivity";
 import { paraphraseRobustness, type ParaphraseRow } from "../../src/prompts/paraphrase";
 import { carveValidation, greedyTemplateSelection, selectionWeights, weightedTemplateEnsemble, type GreedySelection } from "../../src/prompts/selection";
 import { classWeightScores, trainCoOp, type CoOpModel, type CoOpOptions } from "../../src/prompts/coop";
-import { loadTemplateSet } from "../../src/prompts/templates";
+import { loadTemplateSet } from "../../src/text/templates";
 
 type PromptStudyModel = ZeroShotModel & CoOpModel;
 

@@ -6,7 +6,7 @@ import { encodePromptBank, ensembleScores, templateCosines, type FeatureSet } fr
 import { carveValidation, greedyTemplateSelection, selectionWeights, weightedTemplateEnsemble } from "../../src/prompts/selection";
 import { top1Accuracy } from "../../src/eval/classifier_metrics";
 import { runPromptStudy } from "../../src/prompts/study";
-import { promptStudySection } from "../../src/prompts/report";
+import { promptStudySection } from "../../src/report/sections/prompts";
 import { Clip } from "../../src/model/clip";
 import { fakeClip, useTestBackend } from "../eval/fake_clip";
 import { assertThrowsOneLine } from "../helpers/errors";

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Clip } from "../../src/model/clip";
 import { zeroShotClassifier } from "../../src/eval/zero_shot";
-import { checkClassNames, checkPromptsFit, fillPrompt, listTemplateSets, loadTemplateSet, promptTokenCount, resolveTemplates } from "../../src/prompts/templates";
+import { checkClassNames, checkPromptsFit, fillPrompt, listTemplateSets, loadTemplateSet, promptTokenCount, resolveTemplates } from "../../src/text/templates";
 import { encodePromptBank } from "../../src/prompts/prompt_bank";
 import { CaptionSet } from "../../src/data/captions";
 import { assertThrowsOneLine } from "../helpers/errors";

@@ -16,7 +16,7 @@ import { preparedStream } from "../../src/data/stream";
 import { cosineTable, headRows, measureDataset, pairStats, retrievalOf, textsOfFirst } from "../../src/report/pipeline_measure";
 import { runPipelineReport } from "../../src/report/pipeline";
 import { REPORT_AUDITS_QUICK } from "../../src/report/pipeline_audits";
-import { retrievalSection, skippedSection, zeroShotSection } from "../../src/report/pipeline_sections";
+import { retrievalSection, skippedSection, zeroShotSection } from "../../src/report/sections/pipeline";
 import { imageThumbnails, greyThumbnails } from "../../src/viz/png";
 import { initBackend } from "../../src/backend";
 import { tmpDir } from "../helpers/fixtures";

@@ -1,12 +1,12 @@
 /**
- * The report's section choice (src/report/sections.ts), the held-out split the prompt study uses
+ * The report's section choice (src/report/sections/select.ts), the held-out split the prompt study uses
  * on a single dataset (src/report/holdout.ts), and the groups a dataset carries itself.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { DataItem, Dataset } from "../../src/data/dataset";
 import { readIndexed } from "../../src/data/dataset";
-import { REPORT_SECTIONS, parseSections, resolveSections } from "../../src/report/sections";
+import { REPORT_SECTIONS, parseSections, resolveSections } from "../../src/report/sections/select";
 import { holdoutSplit } from "../../src/report/holdout";
 import { datasetGroups } from "../../src/report/pipeline_audits";
 import { assertThrowsOneLine } from "../helpers/errors";

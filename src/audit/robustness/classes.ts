@@ -16,7 +16,7 @@
 import { DEFAULT_CAPTION_TEMPLATES } from "../../data/captioner";
 import type { Dataset } from "../../data/dataset";
 import { isFashionMnist } from "../../data/sources/fashion_mnist";
-import { checkClassNames, checkTemplates, loadTemplateSet } from "../../prompts/templates";
+import { checkClassNames, checkTemplates, loadTemplateSet } from "../../text/templates";
 
 export interface ClassPrompts {
   classNames: string[];

@@ -1,7 +1,7 @@
 /** Notebook helpers with an injected display: plotly.js once per session, tables, images; a clear error outside tslab. */
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { liveFigure, resetPlotly, setNotebookDisplay, showFigure, showImage, showSection, showTable, toTableBlock } from "../../src/viz/notebook";
+import { liveFigure, resetPlotly, setNotebookDisplay, showFigure, showImage, showSection, showTable, toTableBlock } from "../../src/notebook/display";
 import { plotlyBundle } from "../../src/viz/html";
 import type { Figure } from "../../src/viz/figure";
 

@@ -3,11 +3,11 @@
  * for the planted-bias study (the rho sweep and the remedies, before and after). Plain data in,
  * plain `ReportSection` out; the figures are plotly JSON built here.
  */
-import type { ReportBlock, ReportSection, TableCell } from "../../report/types";
+import type { ReportBlock, ReportSection, TableCell } from "../types";
 import type { Figure } from "../../viz/figure";
-import type { Estimate } from "./bootstrap";
-import type { FairnessAuditResult, ProbeResult } from "./audit";
-import { TARGET_NAMES, attributeTableBlocks, barFigure, ci, fmt, pFmt, rankingBlocks } from "./section_tables";
+import type { Estimate } from "../../audit/fairness/bootstrap";
+import type { FairnessAuditResult, ProbeResult } from "../../audit/fairness/audit";
+import { TARGET_NAMES, attributeTableBlocks, barFigure, ci, fmt, pFmt, rankingBlocks } from "./fairness_tables";
 
 function coversZero(p: ProbeResult): boolean {
   return p.ci95[0] <= 0 && p.ci95[1] >= 0;

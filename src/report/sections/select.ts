@@ -10,7 +10,7 @@
  *   robustness  corruptions and attacks (needs labels)
  *   fairness    the fairness audit (needs labels, and a group column or given groups)
  */
-import type { Dataset } from "../data/dataset";
+import type { Dataset } from "../../data/dataset";
 
 export const REPORT_SECTIONS = ["training", "embedding", "zeroshot", "retrieval", "prompts", "robustness", "fairness"] as const;
 export type ReportSectionName = (typeof REPORT_SECTIONS)[number];

@@ -5,9 +5,9 @@
  * Methods: CLIP prompt ensembling (https://arxiv.org/abs/2103.00020 §3.1.4), CoOp
  * (https://arxiv.org/abs/2109.01134), modality gap (https://arxiv.org/abs/2203.02053).
  */
-import type { ReportBlock, ReportSection, TableCell } from "../report/types";
-import type { Figure } from "../viz/figure";
-import type { PromptStudyResult } from "./study";
+import type { ReportBlock, ReportSection, TableCell } from "../types";
+import type { Figure } from "../../viz/figure";
+import type { PromptStudyResult } from "../../prompts/study";
 
 const pct = (x: number): number => Math.round(1e4 * x) / 100;
 const pts = (x: number): string => `${x >= 0 ? "+" : ""}${(100 * x).toFixed(2)}`;

@@ -1,14 +1,15 @@
 /**
  * Report blocks for two parts of the fairness audit: Berg et al. 2022's ranking measures
- * (./ranking_bias.ts, https://arxiv.org/abs/2203.11933) and the FairFace-style table of the CLIP
- * paper's §7.1 (./group_table.ts, https://arxiv.org/abs/2103.00020). Plain data in, blocks and
- * plotly JSON out; `fairnessSection` (./section.ts) puts them in the audit's section.
+ * (src/audit/fairness/ranking_bias.ts, https://arxiv.org/abs/2203.11933) and the FairFace-style
+ * table of the CLIP paper's §7.1 (src/audit/fairness/group_table.ts,
+ * https://arxiv.org/abs/2103.00020). Plain data in, blocks and plotly JSON out; `fairnessSection`
+ * (./fairness.ts) puts them in the audit's section.
  */
-import type { ReportBlock, TableCell } from "../../report/types";
+import type { ReportBlock, TableCell } from "../types";
 import type { Figure } from "../../viz/figure";
-import type { Estimate } from "./bootstrap";
-import type { AttributeTable } from "./group_table";
-import { RANKING_TARGET_CODES, type RankingBiasResult, type RankingMeasure, type RankingTarget } from "./ranking_bias";
+import type { Estimate } from "../../audit/fairness/bootstrap";
+import type { AttributeTable } from "../../audit/fairness/group_table";
+import { RANKING_TARGET_CODES, type RankingBiasResult, type RankingMeasure, type RankingTarget } from "../../audit/fairness/ranking_bias";
 
 export function fmt(x: number, digits = 3): string {
   return Number.isFinite(x) ? x.toFixed(digits) : String(x);

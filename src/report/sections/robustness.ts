@@ -1,16 +1,16 @@
 /**
- * The report section of a robustness audit (see audit.ts): what was run, the corruption table and
- * curves (ImageNet-C, https://arxiv.org/abs/1903.12261), CE and mCE against a baseline when the
- * result has them, the eps curves of FGSM (https://arxiv.org/abs/1412.6572), PGD
+ * The report section of a robustness audit (src/audit/robustness/audit.ts): what was run, the
+ * corruption table and curves (ImageNet-C, https://arxiv.org/abs/1903.12261), CE and mCE against
+ * a baseline when the result has them, the eps curves of FGSM (https://arxiv.org/abs/1412.6572), PGD
  * (https://arxiv.org/abs/1706.06083), APGD-CE and APGD-T (https://arxiv.org/abs/2003.01690) and
  * their worst case, the sanity checks, adversarial examples next to their originals with the
  * classifier's top captions, and optional before/after tables of remedies. Figures are plain
  * plotly JSON (src/viz/figure.ts).
  */
 import type { Figure, PlotlyTrace } from "../../viz/figure";
-import type { ImageBlock, ReportBlock, ReportSection, TableCell } from "../../report/types";
-import type { AdversarialExample, RobustnessResult, SanityCheck } from "./audit";
-import type { RemedyComparison } from "./remedies";
+import type { ImageBlock, ReportBlock, ReportSection, TableCell } from "../types";
+import type { AdversarialExample, RobustnessResult, SanityCheck } from "../../audit/robustness/audit";
+import type { RemedyComparison } from "../../audit/robustness/remedies";
 
 export interface RobustnessSectionOptions {
   title?: string;

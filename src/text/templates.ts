@@ -1,5 +1,5 @@
 /**
- * Prompt template sets as data files (`src/prompts/templates/*.json`), and the checks every
+ * Prompt template sets as data files (`src/text/templates/*.json`), and the checks every
  * zero-shot prompt goes through: one "{}" per template, a non-empty class list, and prompts that
  * fit the text encoder's context (CLIP's §3.1.4 prompt engineering,
  * Radford et al. 2021, https://arxiv.org/abs/2103.00020).
@@ -11,8 +11,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { defaultBpe } from "../text/tokenize";
-import { PLACEHOLDER, fillPrompt } from "../text/fill";
+import { defaultBpe } from "./tokenize";
+import { PLACEHOLDER, fillPrompt } from "./fill";
 
 /** Folder of the shipped template sets. */
 export const TEMPLATE_DIR = path.join(__dirname, "templates");

@@ -1,20 +1,20 @@
 /**
  * The sections of cliplab's pipeline report, built from results already computed (so they can be
  * tested, and reused by notebooks): training, the embedding space, zero-shot classification,
- * retrieval and the images `--skip-bad-images` left out. `runPipelineReport` (pipeline.ts)
+ * retrieval and the images `--skip-bad-images` left out. `runPipelineReport` (../pipeline.ts)
  * computes the inputs.
  */
-import type { ImageBlock, ReportSection, TableCell } from "./types";
-import type { Figure } from "../viz/figure";
-import type { TrainingHistory } from "../viz/training_curves";
-import { trainingCurves } from "../viz/training_curves";
-import { confusionMatrix } from "../viz/confusion_matrix";
-import { barWithCI, wilsonInterval } from "../viz/bar_ci";
-import { similarityHeatmap } from "../viz/similarity_heatmap";
-import type { UmapLayout } from "../viz/umap_layout";
-import type { ZeroShotEvaluation } from "../eval/zero_shot";
-import type { RetrievalMetrics } from "../eval/retrieval";
-import type { SkippedItem } from "../data/dataset";
+import type { ImageBlock, ReportSection, TableCell } from "../types";
+import type { Figure } from "../../viz/figure";
+import type { TrainingHistory } from "../../train/history";
+import { trainingCurves } from "../../viz/training_curves";
+import { confusionMatrix } from "../../viz/confusion_matrix";
+import { barWithCI, wilsonInterval } from "../../viz/bar_ci";
+import { similarityHeatmap } from "../../viz/similarity_heatmap";
+import type { UmapLayout } from "../../viz/umap_layout";
+import type { ZeroShotEvaluation } from "../../eval/zero_shot";
+import type { RetrievalMetrics } from "../../eval/retrieval";
+import type { SkippedItem } from "../../data/dataset";
 
 /** A fraction as a percentage; "—" for NaN (a measure the data could not give). */
 const pct = (x: number): string => (Number.isNaN(x) ? "—" : `${(100 * x).toFixed(2)}%`);

@@ -5,7 +5,7 @@
  * <div> and a call to `cliplabPlot` (which says so in the cell if plotly.js is missing, e.g. after
  * the first output was cleared: call `resetPlotly()` and show the figure again).
  *
- *   import { showFigure, showTable } from "./src/viz/notebook";
+ *   import { showFigure, showTable } from "./src/notebook/display";
  *   showFigure(confusionMatrix(result.confusion, classNames));
  *   showTable(df);                       // a danfojs-node DataFrame, or an array of row objects
  *
@@ -14,9 +14,9 @@
  * `setNotebookDisplay` (tests do this).
  */
 import * as crypto from "node:crypto";
-import type { Figure } from "./figure";
+import type { Figure } from "../viz/figure";
 import type { ImageBlock, ReportSection, TableBlock, TableCell } from "../report/types";
-import { checkFigure, figureHtml, plotHelperScriptTag, plotlyScriptTag } from "./html";
+import { checkFigure, figureHtml, plotHelperScriptTag, plotlyScriptTag } from "../viz/html";
 import { imageHtml, sectionHtml, tableHtml } from "../report/blocks";
 
 /** Where notebook output goes: tslab's `display` satisfies it. */
