@@ -1,6 +1,7 @@
 /**
  * The curated entry point, src/index.ts: the names other code is promised, a snapshot of every
- * exported value (so a change to the public surface is a visible diff in review).
+ * exported value (so a change to the public surface is a visible diff in review), and notebooks
+ * that import the toolkit only through it.
  */
 import { it } from "node:test";
 import assert from "node:assert/strict";
@@ -8,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as cliplab from "../../src/index";
 
+const ROOT = path.join(__dirname, "..", "..");
 const SNAPSHOT = path.join(__dirname, "exports.snapshot.txt");
 const UPDATE = "UPDATE_SNAPSHOT=1 node --import tsx --test test/api/index.test.ts";
 
@@ -65,4 +67,33 @@ it("the exported values match test/api/exports.snapshot.txt", () => {
       `If that is deliberate, rewrite the snapshot with \`${UPDATE}\` and commit test/api/exports.snapshot.txt with the change.`,
   );
   assert.equal(fs.readFileSync(SNAPSHOT, "utf8"), text, `test/api/exports.snapshot.txt is not sorted one name per line; rewrite it with \`${UPDATE}\``);
+});
+
+/** The module specifiers a notebook code cell imports or requires (static, side-effect, dynamic, export-from). */
+function specifiers(source: string): string[] {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  const found: string[] = [];
+  for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)["']([^"']+)["']/g)) found.push(m[1]);
+  return found;
+}
+
+it("notebooks import the toolkit only from ./src/index", () => {
+  const dir = path.join(ROOT, "notebooks");
+  const notebooks = fs.readdirSync(dir).filter((f) => f.endsWith(".ipynb")).sort();
+  assert.ok(notebooks.length >= 6, "notebooks/ holds the notebooks");
+  const deep: string[] = [];
+  let viaIndex = 0;
+  for (const file of notebooks) {
+    const nb = JSON.parse(fs.readFileSync(path.join(dir, file), "utf8")) as { cells: { cell_type: string; source: string | string[] }[] };
+    nb.cells.forEach((cell, i) => {
+      if (cell.cell_type !== "code") return;
+      for (const spec of specifiers(Array.isArray(cell.source) ? cell.source.join("") : cell.source)) {
+        if (!spec.startsWith(".")) continue; // packages (tslab, @tensorflow/tfjs, node:fs, sharp)
+        if (spec === "./src/index") viaIndex++;
+        else deep.push(`${file} cell ${i}: "${spec}"`);
+      }
+    });
+  }
+  assert.deepEqual(deep, [], "a notebook imports past the public API; export what it needs from src/index.ts instead");
+  assert.ok(viaIndex >= notebooks.length, "every notebook imports ./src/index");
 });
