@@ -333,6 +333,8 @@ export interface TrainingMemoryOptions {
   lockImage?: boolean;
   lockText?: boolean;
   gradCheckpointing?: boolean;
+  /** Micro-batches per step (open_clip's --accum-freq; default 1): memory follows `batchSize`, one micro-batch. */
+  accumFreq?: number;
 }
 
 /**
@@ -370,8 +372,9 @@ export function assertTrainingFits(config: ClipConfig, opts: TrainingMemoryOptio
   if (!opts.lockImage && !opts.lockText) consider("--lock-image", { ...opts, lockImage: true });
   if (!opts.lockImage && !opts.lockText) consider("--lock-text", { ...opts, lockText: true });
   // The same global batch in K micro-batches (open_clip's --accum-freq): the largest that fits.
+  const accum = opts.accumFreq ?? 1;
   for (let k = 2; k <= opts.batchSize && opts.batchSize % k === 0; k *= 2) {
-    if (consider(`--batch-size ${opts.batchSize / k} --accum-freq ${k}`, { ...opts, batchSize: opts.batchSize / k })) break;
+    if (consider(`--batch-size ${opts.batchSize / k} --accum-freq ${k * accum}`, { ...opts, batchSize: opts.batchSize / k })) break;
   }
   const margin = `${Math.round((TRAINING_MEMORY_MARGIN - 1) * 100)}%`;
   throw new MemoryRefusedError(

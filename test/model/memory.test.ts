@@ -364,6 +364,8 @@ describe("refusal before a run starts", () => {
     const e4 = estimateMemory(vitB32, { mode: "training", batch: 4, kernels });
     assert.ok(e4.total < WASM_HEAP_CEILING && 1.1 * e4.total > WASM_HEAP_CEILING, `${e4.total}`);
     assert.match(refusal({ batchSize: 4 }), /at batch 4 needs ~3\.9 GiB .*would fit: --grad-checkpointing \(~2\.9 GiB\), --lock-image \(~[\d.]+ GiB\), --lock-text \(~[\d.]+ GiB\), --batch-size 2 --accum-freq 2 \(~[\d.]+ GiB\);/);
+    // With accumulation already on, the suggestion keeps the global batch (16 x 4 = 8 x 8).
+    assert.match(refusal({ batchSize: 16, lockImage: true, accumFreq: 4 }), /--batch-size 8 --accum-freq 8 \(/);
     assert.equal(refusal({ batchSize: 4, gradCheckpointing: true }), "fits");
     assert.equal(refusal({ batchSize: 64, lockImage: true, gradCheckpointing: true }), "fits");
   });
