@@ -3,8 +3,8 @@
  */
 
 // Compute backend
-export { initBackend, currentBackend } from "./backend";
-export type { BackendChoice, BackendName } from "./backend";
+export { initBackend, currentBackend, shutdownBackend } from "./backend/select";
+export type { BackendChoice, BackendName } from "./backend/select";
 
 // Model
 export { Clip } from "./model/clip";
