@@ -143,9 +143,6 @@ export function validateTemplates(templates: readonly string[], fn = "zeroShotCl
   });
 }
 
-/** The prompt for one class (the one template filler, `fillPrompt`, under its evaluation name). */
-export const fillTemplate = fillPrompt;
-
 /**
  * CLIP's prompt ensemble: embeddings [C, P, D] (P prompts per class, unnormalised) ->
  * [C, D] with row c = n(mean_p n(embeddings[c, p])). Like the reference, no eps: a zero

@@ -35,7 +35,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Dataset, SkippedItem } from "../../data/dataset";
 import type { EncodeProgress } from "../../eval/encode";
-import { fillTemplate } from "../../eval/zero_shot";
+import { fillPrompt } from "../../text/fill";
 import type { ImageTransform } from "../../image/transform";
 import { bootstrapCi, bootstrapMean, permutationTest, type Estimate } from "./bootstrap";
 import { checkEmbeddings, checkGroups, checkPositiveInt, checkSeed, membersOf } from "./checks";
@@ -245,7 +245,7 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
       throw new Error(`${fn}: associations[${i}] must be {name, a, b} with non-empty prompt lists a and b`);
     }
   });
-  const queries = [...(opts.retrievalQueries ?? classNames.map((name) => fillTemplate(templates[0], name)))];
+  const queries = [...(opts.retrievalQueries ?? classNames.map((name) => fillPrompt(templates[0], name)))];
   if (queries.length === 0) throw new Error(`${fn}: retrievalQueries must not be empty`);
 
   // ---- The images: read, grouped and encoded (./audit_images.ts).

@@ -10,7 +10,8 @@ import type { Dataset, SkippedItem } from "../../data/dataset";
 import { preparedStream, expectedItems } from "../../data/stream";
 import { encodeImages, encodeTexts, type FeatureMatrix, type ImageFeatureModel, type TextFeatureModel } from "../../eval/encode";
 import { PLAIN_TEMPLATES } from "../../eval/evaluate_dataset";
-import { fillTemplate, validateTemplates } from "../../eval/zero_shot";
+import { validateTemplates } from "../../eval/zero_shot";
+import { fillPrompt } from "../../text/fill";
 import { resolveTransform, type ImageTransform, type PreprocessCfg } from "../../image/transform";
 import { bootstrapMean, type Estimate } from "./bootstrap";
 import { projectionDebias } from "./debias";
@@ -62,7 +63,7 @@ export function textEmbeddings(model: TextFeatureModel, texts: readonly string[]
 export function classEmbeddings(model: TextFeatureModel, names: readonly string[], templates: readonly string[], opts: TextOptions = {}): tf.Tensor2D {
   validateTemplates(templates, "classEmbeddings");
   const P = templates.length;
-  const prompts = names.flatMap((n) => templates.map((t) => fillTemplate(t, n)));
+  const prompts = names.flatMap((n) => templates.map((t) => fillPrompt(t, n)));
   const f = encodeTexts(model, prompts, { tokenizer: opts.tokenizer, normalize: true });
   return tf.tidy(() => {
     const e = tf.tensor3d(f.values, [names.length, P, f.dim]); // [C, P, D]

@@ -54,6 +54,7 @@ import { checkLabelledDataset, resolveClassPrompts } from "./classes";
 import { previewPixels } from "./preview";
 import { readLabelledSet } from "./read";
 import { ATTACK_NAMES, type AttackName, type CorruptionPreview, type CorruptionRow, type CorruptionSummary, type ImageSetMetrics, type ResolvedAuditOptions, type RobustnessAuditOptions, type RobustnessResult } from "./types";
+import { fillPrompt } from "../../text/fill";
 
 export type * from "./types";
 export { ATTACK_NAMES } from "./types";
@@ -261,7 +262,7 @@ function auditPrepared(model: AuditModel, set: PreparedSet, o: ResolvedAuditOpti
   const scale = l2Scale(inputValues);
   const labels = Int32Array.from(set.labels);
   const numClasses = classNames.length;
-  const shortCaption = (c: number) => templates[0].split("{}").join(classNames[c]);
+  const shortCaption = (c: number) => fillPrompt(templates[0], classNames[c]);
 
   const classifier = zeroShotClassifier(model, classNames, templates);
   const weights = tf.keep(tf.clone(classifier.weights)); // [C, D]
