@@ -27,6 +27,7 @@ import * as tf from "@tensorflow/tfjs";
 import { PLACEHOLDER, fillPrompt } from "../text/fill";
 import { l2NormalizeRows } from "../loss/info_nce";
 import { checkLabels, checkMatrix, checkPositiveInt, checkScalar, fmtShape } from "./checks";
+import { argmaxAt } from "../util/argmax";
 import { encodeTexts, type FeatureMatrix } from "./encode";
 import { checkPromptsFit } from "../prompts/templates";
 
@@ -288,17 +289,8 @@ export function classifierFromWeights(
 
 /** Index of the first maximum of row `r` of a [rows, c] array. Throws on NaN. */
 function rowArgmax(values: ArrayLike<number>, r: number, c: number): number {
-  let best = 0;
-  let bestValue = -Infinity;
-  for (let j = 0; j < c; j++) {
-    const v = values[r * c + j];
-    if (Number.isNaN(v)) throw new Error(`zeroShotClassifier: logits of image ${r} contain NaN`);
-    if (v > bestValue || j === 0) {
-      best = j;
-      bestValue = v;
-    }
-  }
-  return best;
+  for (let j = 0; j < c; j++) if (Number.isNaN(values[r * c + j])) throw new Error(`zeroShotClassifier: logits of image ${r} contain NaN`);
+  return argmaxAt(values, r * c, c);
 }
 
 function makeClassifier(

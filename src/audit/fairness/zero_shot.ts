@@ -16,6 +16,7 @@ import { resolveTransform, type ImageTransform, type PreprocessCfg } from "../..
 import { bootstrapMean, type Estimate } from "./bootstrap";
 import { projectionDebias } from "./debias";
 
+import { argmaxRows } from "../../util/argmax";
 /** What the audit uses of a model; `Clip` satisfies it. */
 export interface AuditModel extends TextFeatureModel, ImageFeatureModel {
   readonly config: {
@@ -83,13 +84,7 @@ export function predictClasses(feats: tf.Tensor2D, w: tf.Tensor2D): Int32Array {
   const [n] = feats.shape;
   const c = w.shape[0];
   const sim = tf.tidy(() => tf.matMul(feats, w, false, true).dataSync() as Float32Array); // [n, C]
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (sim[i * c + j] > sim[i * c + best]) best = j;
-    out[i] = best;
-  }
-  return out;
+  return argmaxRows(sim, n, c);
 }
 
 /** Every item's label, checked against the classes: an item without one is an error naming its key. */

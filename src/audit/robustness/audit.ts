@@ -56,6 +56,7 @@ import { readLabelledSet } from "./read";
 import { ATTACK_NAMES, type AttackName, type CorruptionPreview, type CorruptionRow, type CorruptionSummary, type ImageSetMetrics, type ResolvedAuditOptions, type RobustnessAuditOptions, type RobustnessResult } from "./types";
 import { fillPrompt } from "../../text/fill";
 
+import { argmaxRows } from "../../util/argmax";
 export type * from "./types";
 export { ATTACK_NAMES } from "./types";
 export { sanityChecks } from "./attack_suite";
@@ -175,17 +176,6 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
     onSkip: input.onSkip,
     onProgress: input.onProgress,
   };
-}
-
-/** Index of the first maximum of each row of a [rows, c] array. */
-function argmaxRows(values: ArrayLike<number>, rows: number, c: number): Int32Array {
-  const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (values[r * c + j] > values[r * c + best]) best = j;
-    out[r] = best;
-  }
-  return out;
 }
 
 /** [0, 1] pixels of images [start, end) of a batch source. */
