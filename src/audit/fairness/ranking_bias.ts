@@ -30,8 +30,9 @@
  * Everything here is plain JS over numbers; no tensors.
  */
 import { Random } from "../../util/random";
-import { quantileSorted } from "./bootstrap";
-import { checkGroups, checkPositiveInt, checkSeed } from "./checks";
+import { quantileSorted } from "../../eval/bootstrap";
+import { checkGroups } from "./checks";
+import { checkPositiveInt, checkSeed } from "../../util/checks";
 
 /** The two desired distributions. */
 export type RankingTarget = "equalOpportunity" | "demographicParity";

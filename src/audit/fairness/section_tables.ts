@@ -6,7 +6,7 @@
  */
 import type { ReportBlock, TableCell } from "../../report/types";
 import type { Figure } from "../../viz/figure";
-import type { Estimate } from "./bootstrap";
+import type { Estimate } from "../../eval/intervals";
 import type { AttributeTable } from "./group_table";
 import { RANKING_TARGET_CODES, type RankingBiasResult, type RankingMeasure, type RankingTarget } from "./ranking_bias";
 

@@ -13,7 +13,8 @@ import { PLAIN_TEMPLATES } from "../../eval/evaluate_dataset";
 import { validateTemplates } from "../../eval/zero_shot";
 import { fillPrompt } from "../../text/fill";
 import { resolveTransform, type ImageTransform, type PreprocessCfg } from "../../image/transform";
-import { bootstrapMean, type Estimate } from "./bootstrap";
+import { bootstrapMean } from "../../eval/bootstrap";
+import type { Estimate } from "../../eval/intervals";
 import { projectionDebias } from "./debias";
 
 import { argmaxRows } from "../../util/argmax";
