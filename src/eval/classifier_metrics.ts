@@ -9,10 +9,11 @@
  * Ties follow the zero-shot classifier's rule: the lowest class index wins among equal scores, and
  * the true class counts in the top k if it is among the first k in (score desc, index asc) order.
  */
-import { checkLabels, checkPositiveInt } from "./checks";
+import { checkLabels } from "./checks";
+import { checkPositiveInt } from "../util/checks";
 import type { ZeroShotEvaluation } from "./zero_shot";
-
 import { argmaxAt, argmaxRows } from "../util/argmax";
+
 export interface ReliabilityBin {
   /** Bin [lower, upper) of max probability (the last bin includes 1). */
   lower: number;

@@ -15,7 +15,8 @@ import type { EmbeddingEngine } from "../engine/engine";
 import { normalizePixels } from "../image/preprocess";
 import { packTokens, tokenizeToIds } from "../text/tokenize";
 import { rowsOf, type ImageRows, type PreparedImage } from "../data/prepared";
-import { checkPositiveInt, fmtShape } from "./checks";
+import { fmtShape } from "./checks";
+import { checkPositiveInt } from "../util/checks";
 import { activationBytes, defaultActivationBudget } from "../model/memory";
 
 export type { ImageRows, PreparedImage };

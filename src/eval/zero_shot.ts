@@ -26,8 +26,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { PLACEHOLDER, fillPrompt } from "../text/fill";
 import { l2NormalizeRows } from "../loss/info_nce";
-import { checkLabels, checkMatrix, checkPositiveInt, checkScalar, fmtShape } from "./checks";
+import { checkLabels, checkMatrix, checkScalar, fmtShape } from "./checks";
 import { argmaxAt } from "../util/argmax";
+import { checkPositiveInt } from "../util/checks";
 import { encodeTexts, type FeatureMatrix } from "./encode";
 import { checkPromptsFit } from "../prompts/templates";
 

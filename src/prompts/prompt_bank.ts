@@ -13,7 +13,8 @@
  * exactly (a = 1 on a subset S is CLIP's mean-of-normalised, renormalised ensemble of S).
  */
 import * as tf from "@tensorflow/tfjs";
-import { checkLabels, checkPositiveInt } from "../eval/checks";
+import { checkLabels } from "../eval/checks";
+import { checkPositiveInt } from "../util/checks";
 import { encodePixels, encodeTexts, type EncodedImages, type ImageFeatureModel } from "../eval/encode";
 import type { Tokenizer, ZeroShotModel } from "../eval/zero_shot";
 import { checkClassNames, checkPromptsFit, checkTemplates, fillPrompt } from "./templates";

@@ -16,8 +16,8 @@ import { resolveTransform, type ImageTransform, type PreprocessCfg } from "../..
 import { bootstrapMean } from "../../eval/bootstrap";
 import type { Estimate } from "../../eval/intervals";
 import { projectionDebias } from "./debias";
-
 import { argmaxRows } from "../../util/argmax";
+
 /** What the audit uses of a model; `Clip` satisfies it. */
 export interface AuditModel extends TextFeatureModel, ImageFeatureModel {
   readonly config: {
