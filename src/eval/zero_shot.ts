@@ -71,7 +71,7 @@ export interface ZeroShotOptions {
  */
 export type ImageBatchFn = (start: number, end: number) => tf.Tensor4D;
 
-export interface LabelledImages {
+export interface LabelledPixels {
   /**
    * Normalised NHWC float32 pixels: a flat Float32Array of N*S*S*3 values (S = the model's
    * image_size), a tf.Tensor4D [N, S, S, 3] (not disposed), or a function producing batches.
@@ -117,7 +117,7 @@ export interface ZeroShotClassifier {
   logitsFromFeatures(imageFeatures: tf.Tensor2D): tf.Tensor2D;
   predict(pixels: tf.Tensor4D): ZeroShotPrediction;
   /** Accuracy over a labelled test set, read `batchSize` images at a time. */
-  evaluate(images: LabelledImages, opts?: { batchSize?: number }): ZeroShotEvaluation;
+  evaluate(images: LabelledPixels, opts?: { batchSize?: number }): ZeroShotEvaluation;
   /** The same from image features computed elsewhere (the batched encoder), one label per row. */
   evaluateFeatures(features: FeatureMatrix, labels: Int32Array | readonly number[]): ZeroShotEvaluation;
   dispose(): void;
@@ -406,7 +406,7 @@ function makeClassifier(
     };
   };
 
-  const evaluate = (images: LabelledImages, opts: { batchSize?: number } = {}): ZeroShotEvaluation => {
+  const evaluate = (images: LabelledPixels, opts: { batchSize?: number } = {}): ZeroShotEvaluation => {
     alive();
     const efn = `${fn}.evaluate`;
     if (!images || typeof images !== "object") throw new TypeError(`${efn}: expected { pixels, labels }`);
@@ -478,7 +478,7 @@ function makeClassifier(
 }
 
 /** (start, end) -> a tensor [end - start, S, S, 3] that the caller disposes. */
-function batchReader(fn: string, pixels: LabelledImages["pixels"], n: number, size: number): (start: number, end: number) => tf.Tensor4D {
+function batchReader(fn: string, pixels: LabelledPixels["pixels"], n: number, size: number): (start: number, end: number) => tf.Tensor4D {
   const per = size * size * 3;
   if (pixels instanceof Float32Array) {
     if (pixels.length !== n * per) {
