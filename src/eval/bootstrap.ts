@@ -38,12 +38,12 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
 
 /**
  * The item indices of each stratum, in order of first appearance (one stratum of all n items when
- * `strata` is undefined); `strata` must have one entry per item.
+ * `strata` is undefined); `strata` (called `name` in the error) must have one entry per item.
  */
-export function strataIndices(fn: string, strata: readonly (string | number)[] | undefined, n: number): Int32Array[] {
+export function strataIndices(fn: string, name: string, strata: readonly (string | number)[] | undefined, n: number): Int32Array[] {
   if (strata === undefined) return [Int32Array.from({ length: n }, (_, i) => i)];
   if (!Array.isArray(strata) || strata.length !== n) {
-    throw new Error(`${fn}: strata must have one entry per item (${n}), got ${Array.isArray(strata) ? strata.length : typeof strata} (mismatched lengths)`);
+    throw new Error(`${fn}: ${name} must have one entry per item (${n}), got ${Array.isArray(strata) ? strata.length : typeof strata} (mismatched lengths)`);
   }
   const by = new Map<string | number, number[]>();
   strata.forEach((s, i) => {
@@ -94,7 +94,7 @@ function bootstrap(fn: string, n: number, statistic: (indices: Int32Array) => nu
   const rng = new Random(checkSeed(fn, opts.seed ?? 0));
   const level = opts.level ?? DEFAULT_LEVEL;
   if (typeof level !== "number" || !(level > 0 && level < 1)) throw new RangeError(`${fn}: level must be in (0, 1), got ${String(level)}`);
-  const strata = strataIndices(fn, opts.strata, n);
+  const strata = strataIndices(fn, "strata", opts.strata, n);
   const value = statistic(Int32Array.from({ length: n }, (_, i) => i));
   const stats: number[] = [];
   const idx = new Int32Array(n);

@@ -46,26 +46,15 @@ export function permutationTest(
   const alternative = opts.alternative ?? "two-sided";
   if (alternative !== "greater" && alternative !== "two-sided") throw new RangeError(`${fn}: alternative must be "greater" or "two-sided", got ${JSON.stringify(alternative)}`);
   const score = alternative === "greater" ? (t: number) => t : Math.abs;
-  const blocks = opts.strata !== undefined ? strataIndices(fn, opts.strata, groups.length) : undefined;
+  const blocks = opts.strata !== undefined ? strataIndices(fn, "strata", opts.strata, groups.length) : undefined;
   const observed = statistic(groups);
   const t0 = score(observed);
   const shuffled = [...groups];
   let hits = 0;
   let sum = 0;
   for (let r = 0; r < m; r++) {
-    if (blocks) {
-      // Fisher-Yates within each stratum.
-      for (const b of blocks) {
-        for (let i = b.length - 1; i > 0; i--) {
-          const j = rng.int(i + 1);
-          const t = shuffled[b[i]];
-          shuffled[b[i]] = shuffled[b[j]];
-          shuffled[b[j]] = t;
-        }
-      }
-    } else {
-      rng.shuffle(shuffled);
-    }
+    if (blocks) rng.shuffleWithin(shuffled, blocks);
+    else rng.shuffle(shuffled);
     const t = statistic(shuffled);
     sum += t;
     // A relative tolerance so ties in floating point count as ties.
