@@ -7,7 +7,7 @@ import * as readline from "node:readline";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { BackendChoice } from "../src/backend";
+import type { BackendChoice } from "../src/backend/select";
 
 export const BENCH_DIR = __dirname;
 export const OUT_DIR = path.join(BENCH_DIR, "out");
@@ -34,7 +34,7 @@ export interface MachineInfo {
 /** What every suite gets from bench/run.ts. */
 export interface BenchContext {
   machine: MachineInfo;
-  /** The tfjs backend, started once for all suites by `initBackend` (src/backend.ts). */
+  /** The tfjs backend, started once for all suites by `initBackend` (src/backend/select.ts). */
   backend: BackendChoice & { requestedThreads: number; note?: string };
 }
 

@@ -11,7 +11,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../src/backend";
+import { initBackend } from "../src/backend/select";
 import { Clip } from "../src/model/clip";
 import { ClipOptimizer, trainStep } from "../src/train/step";
 import { lockPlan } from "../src/train/lock";

@@ -20,7 +20,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../src/backend";
+import { initBackend } from "../src/backend/select";
 import { Clip } from "../src/model/clip";
 import { saveCheckpoint } from "../src/io/checkpoint";
 import { OnnxEngine } from "../src/engine/onnx";

@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../src/backend";
+import { initBackend } from "../src/backend/select";
 import { Clip } from "../src/model/clip";
 import { loadCheckpoint, saveCheckpoint } from "../src/io/checkpoint";
 

@@ -8,7 +8,7 @@
  *
  * CLIPLAB_THREADS picks the WASM threads (default 1). Results: bench/RESULTS.md.
  */
-import { initBackend } from "../src/backend";
+import { initBackend } from "../src/backend/select";
 import { trainClip } from "../src/train/trainer";
 import { Clip } from "../src/model/clip";
 import { evaluateClip } from "../src/train/evaluate";

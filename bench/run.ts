@@ -33,7 +33,7 @@
  *   --embed-images=N, --embed-engines=tfjs,onnx: embed (see bench/embed_folder.ts)
  */
 import { ALL_SIDES, DEFAULT_INFERENCE_OPTIONS, InferenceBenchOptions, SideName, runInferenceBench } from "./inference";
-import { initBackend, shutdownBackend } from "../src/backend";
+import { initBackend, shutdownBackend } from "../src/backend/select";
 import { BenchContext, machineInfo } from "./common";
 import { DEFAULT_TRAIN_OPTIONS, TrainBenchOptions, runTrainAccuracyBench, runTrainBench } from "./train";
 import { DEFAULT_UMAP_OPTIONS, runUmapBench } from "./umap";

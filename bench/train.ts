@@ -32,7 +32,7 @@ import { CaptionSet } from "../src/data/captions";
 import { loadFashionMnist } from "../src/data/fashion_mnist";
 import { CLIP_MEAN, CLIP_STD } from "../src/image/preprocess";
 import { tokenizeToIds } from "../src/text/tokenize";
-import { fillTemplate } from "../src/eval/zero_shot";
+import { fillPrompt } from "../src/text/fill";
 import { packTokens } from "../src/train/trainer";
 import { cosineLr } from "../src/train/schedule";
 import { TRAIN_DEFAULTS } from "../src/train/options";
@@ -346,7 +346,7 @@ async function writeAccuracyData(dir: string, opts: TrainBenchOptions): Promise<
   const classes = captions.spec.classes.map((c) => c.canonical);
   const templates = captions.spec.evalTemplates;
   const prompts = new Int32Array(classes.length * templates.length * ctx);
-  tokenizeToIds(classes.flatMap((c) => templates.map((t) => fillTemplate(t, c))), { contextLength: ctx, truncate: true }).forEach((r, i) =>
+  tokenizeToIds(classes.flatMap((c) => templates.map((t) => fillPrompt(t, c))), { contextLength: ctx, truncate: true }).forEach((r, i) =>
     prompts.set(r, i * ctx),
   );
   const evalSteps = evaluationSteps(steps, stepsPerEpoch, opts.evalEvery);

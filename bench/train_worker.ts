@@ -19,7 +19,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, shutdownBackend, type BackendName } from "../src/backend";
+import { initBackend, shutdownBackend, type BackendName } from "../src/backend/select";
 import { Clip } from "../src/model/clip";
 import { ClipOptimizer, trainStep } from "../src/train/step";
 import { TRAIN_DEFAULTS } from "../src/train/options";

@@ -14,8 +14,8 @@
  */
 
 // Compute backend
-export { initBackend, currentBackend, shutdownBackend } from "./backend";
-export type { BackendChoice, BackendName, InitOptions } from "./backend";
+export { initBackend, currentBackend, shutdownBackend } from "./backend/select";
+export type { BackendChoice, BackendName, InitOptions } from "./backend/select";
 
 // Model
 export { Clip } from "./model/clip";

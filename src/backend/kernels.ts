@@ -1,9 +1,14 @@
 /**
  * Training kernels the tfjs backends lack or run too slowly, registered by `initBackend`:
  *   - wasm UnsortedSegmentSum (the gradient of tf.gather, i.e. of every embedding lookup): one
- *     pass over the input on views of the WASM heap, O(N*D);
- *   - wasm Conv2DBackpropFilter (the gradient of conv2d weights): im2col in JS into WASM memory,
- *     then one transpose-free XNNPACK matmul per chunk;
+ *     pass over the input on views of the WASM heap, O(N*D), written straight into the output's
+ *     heap memory (tfjs' cpu kernel loops over segments: O(numSegments*N*D));
+ *   - wasm Conv2DBackpropFilter (the gradient of conv2d weights): im2col in JS, written straight
+ *     into WASM heap memory (chunks of <= 32 MB), then one untransposed matmul per chunk,
+ *     dW^T = dy^T x patches, so the heavy part runs in XNNPACK (SIMD, threaded).
+ *     tfjs-backend-wasm's BatchMatMul takes XNNPACK only without transpose flags and with batch 1;
+ *     otherwise a naive single-threaded loop (about 12x slower for A x B^T, 60x for A^T x B at
+ *     1024^3), which is also why src/model/matmul.ts avoids them;
  *   - wasm Conv2DBackpropInput (the gradient of conv2d inputs) for stride 1: a forward XNNPACK
  *     convolution of dy with the spatially flipped, in/out-swapped filter (tfjs' own kernel is a
  *     scalar loop, ~10x slower); other strides and dilations keep tfjs' kernel;

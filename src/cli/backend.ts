@@ -1,5 +1,5 @@
 /** Starts the compute backend for a CLI command and says which one runs, and why, on stderr. */
-import { BackendChoice, initBackend } from "../backend";
+import { BackendChoice, initBackend } from "../backend/select";
 import { CliIO } from "./io";
 
 export async function startBackend(io: CliIO): Promise<BackendChoice> {

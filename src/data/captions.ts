@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Random } from "../util/random";
 import type { LabelledImages } from "./fashion_mnist";
+import { fillPrompt } from "../text/fill";
 
 /** Repository folder holding the Fashion-MNIST caption data. */
 export const FASHION_MNIST_DATA_DIR = path.join(__dirname, "..", "..", "datasets", "fashion-mnist");
@@ -269,7 +270,7 @@ function fixArticles(s: string): string {
 }
 
 function fill(template: string, cls: string, attr = ""): string {
-  return fixArticles(template.replace("{attr}", attr).replace("{}", cls));
+  return fixArticles(fillPrompt(template, cls, { "{attr}": attr }));
 }
 
 export interface CaptionSetOptions {

@@ -24,13 +24,6 @@ export function checkScalar(fn: string, name: string, t: tf.Tensor): void {
   if (t.dtype !== "float32") throw new Error(`${fn}: ${name} must be float32, got ${t.dtype}`);
 }
 
-export function checkPositiveInt(fn: string, name: string, n: unknown): number {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
-    throw new RangeError(`${fn}: ${name} must be a positive integer, got ${String(n)}`);
-  }
-  return n;
-}
-
 /**
  * Integer labels in [0, bound) as an Int32Array (copied from a number[]; an Int32Array is used as is).
  * `bound` undefined means any integer >= 0 is accepted.

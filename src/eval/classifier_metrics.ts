@@ -9,8 +9,10 @@
  * Ties follow the zero-shot classifier's rule: the lowest class index wins among equal scores, and
  * the true class counts in the top k if it is among the first k in (score desc, index asc) order.
  */
-import { checkLabels, checkPositiveInt } from "./checks";
+import { checkLabels } from "./checks";
+import { checkPositiveInt } from "../util/checks";
 import type { ZeroShotEvaluation } from "./zero_shot";
+import { argmaxAt, argmaxRows } from "../util/argmax";
 
 export interface ReliabilityBin {
   /** Bin [lower, upper) of max probability (the last bin includes 1). */
@@ -43,18 +45,6 @@ export interface MetricsOptions {
 
 function checkScores(fn: string, scores: ArrayLike<number>, n: number, c: number): void {
   if (scores.length !== n * c) throw new Error(`${fn}: scores hold ${scores.length} values, expected ${n} x ${c} = ${n * c}`);
-}
-
-/** Predicted class per row (lowest index among ties). */
-export function argmaxRows(scores: ArrayLike<number>, n: number, c: number): Int32Array {
-  checkScores("argmaxRows", scores, n, c);
-  const out = new Int32Array(n);
-  for (let r = 0; r < n; r++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (scores[r * c + j] > scores[r * c + best]) best = j;
-    out[r] = best;
-  }
-  return out;
 }
 
 /** 0-based position of the label in (score desc, index asc) order, per row. */
@@ -130,8 +120,7 @@ export function expectedCalibrationError(probs: ArrayLike<number>, labels: Int32
   const conf = new Array<number>(bins).fill(0);
   const hits = new Array<number>(bins).fill(0);
   for (let r = 0; r < n; r++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (probs[r * c + j] > probs[r * c + best]) best = j;
+    const best = argmaxAt(probs, r * c, c);
     const p = probs[r * c + best];
     const b = Math.min(bins - 1, Math.floor(p * bins));
     count[b]++;

@@ -15,7 +15,8 @@ import type { EmbeddingEngine } from "../engine/engine";
 import { normalizePixels } from "../image/preprocess";
 import { packTokens, tokenizeToIds } from "../text/tokenize";
 import { rowsOf, type ImageRows, type PreparedImage } from "../data/prepared";
-import { checkPositiveInt, fmtShape } from "./checks";
+import { fmtShape } from "./checks";
+import { checkPositiveInt } from "../util/checks";
 import { activationBytes, defaultActivationBudget } from "../model/memory";
 
 export type { ImageRows, PreparedImage };
@@ -46,7 +47,7 @@ export interface EncodeProgress {
   total?: number;
 }
 
-export interface EncodeOptions {
+export interface BatchEncodeOptions {
   /** Items per encoder call; default from the model config and `memoryBudgetBytes`. */
   batchSize?: number;
   /** Activation memory one batch may use; default a quarter of what the engine has free, within [16 MiB, 1 GiB]. */
@@ -56,7 +57,7 @@ export interface EncodeOptions {
   onProgress?: (p: EncodeProgress) => void;
 }
 
-export interface TextEncodeOptions extends EncodeOptions {
+export interface TextEncodeOptions extends BatchEncodeOptions {
   /** Token ids of a batch as a tensor (the encoder disposes it); default CLIP's BPE, truncating. */
   tokenizer?: (texts: string[]) => tf.Tensor2D;
 }
@@ -80,7 +81,7 @@ export function batchSizes(config: AnyConfig, budget = DEFAULT_MEMORY_BUDGET): {
   return { images: fit(a.image), texts: fit(a.text) };
 }
 
-function batchSizeFor(kind: "images" | "texts", config: AnyConfig, opts: EncodeOptions, fn: string): number {
+function batchSizeFor(kind: "images" | "texts", config: AnyConfig, opts: BatchEncodeOptions, fn: string): number {
   if (opts.batchSize !== undefined) return checkPositiveInt(fn, "batchSize", opts.batchSize);
   // By default a quarter of what the engine has free (memoryCeiling), within [16 MiB, 1 GiB].
   const budget = opts.memoryBudgetBytes ?? defaultActivationBudget();
@@ -176,7 +177,7 @@ export function encodeTexts(model: TextFeatureModel, texts: readonly string[], o
 }
 
 /** Text features through an engine (onnxruntime or tfjs), asynchronously. */
-export async function encodeTextsWith(engine: EmbeddingEngine, texts: readonly string[], opts: EncodeOptions = {}): Promise<FeatureMatrix> {
+export async function encodeTextsWith(engine: EmbeddingEngine, texts: readonly string[], opts: BatchEncodeOptions = {}): Promise<FeatureMatrix> {
   const fn = "encodeTextsWith";
   const batchSize = opts.batchSize ?? MAX_BATCH;
   const out = new FeatureBuffer(fn);
@@ -194,7 +195,7 @@ export async function encodeTextsWith(engine: EmbeddingEngine, texts: readonly s
  * tensor `[end - start, S, S, 3]` (disposed here), from a tfjs image tower, synchronously: the
  * path for pixels already in memory (corruptions, attacks, Fashion-MNIST).
  */
-export function encodePixels(model: ImageFeatureModel, pixels: (start: number, end: number) => tf.Tensor4D, n: number, opts: EncodeOptions = {}): FeatureMatrix {
+export function encodePixels(model: ImageFeatureModel, pixels: (start: number, end: number) => tf.Tensor4D, n: number, opts: BatchEncodeOptions = {}): FeatureMatrix {
   const fn = "encodePixels";
   const batchSize = batchSizeFor("images", model.config as AnyConfig, opts, fn);
   const out = new FeatureBuffer(fn);
@@ -218,7 +219,7 @@ export function encodePixels(model: ImageFeatureModel, pixels: (start: number, e
 
 export interface EncodedImages extends FeatureMatrix, ImageRows {}
 
-export interface ImageEncodeOptions extends EncodeOptions {
+export interface ImageEncodeOptions extends BatchEncodeOptions {
   /** CLIP normalisation of the uint8 pixels (the model transform's mean and std). */
   mean: ArrayLike<number>;
   std: ArrayLike<number>;

@@ -4,7 +4,7 @@
  * https://arxiv.org/abs/2109.01134 §4.1: 1, 2, 4, 8 and 16 shots per class).
  */
 import { Random } from "../util/random";
-import { checkPositiveInt } from "./checks";
+import { checkPositiveInt } from "../util/checks";
 
 /**
  * `k` indices of every class from `pool` (default: every index of `labels`), seeded, sorted by

@@ -11,7 +11,8 @@
  * is strictly convex for lambda > 0; start at 0, stop after `maxIterations` or when the gradient's
  * max-norm falls below `tolerance`. No randomness is involved: the result is deterministic.
  */
-import { checkLabels, checkPositiveInt } from "./checks";
+import { checkLabels } from "./checks";
+import { checkPositiveInt } from "../util/checks";
 import { classificationMetrics, type ClassificationMetrics } from "./classifier_metrics";
 
 export interface LinearProbeOptions {

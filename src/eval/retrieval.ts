@@ -23,7 +23,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { l2NormalizeRows } from "../util/tensor";
-import { checkLabels, checkMatrix, checkPositiveInt } from "./checks";
+import { checkLabels, checkMatrix } from "./checks";
+import { checkPositiveInt } from "../util/checks";
 
 /** Correct items of each query: one index per query, or a function giving the list for query i. */
 export type RetrievalTargets = Int32Array | readonly number[] | ((query: number) => readonly number[]);

@@ -26,7 +26,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { PLACEHOLDER, fillPrompt } from "../text/fill";
 import { l2NormalizeRows } from "../util/tensor";
-import { checkLabels, checkMatrix, checkPositiveInt, checkScalar, fmtShape } from "./checks";
+import { checkLabels, checkMatrix, checkScalar, fmtShape } from "./checks";
+import { argmaxAt } from "../util/argmax";
+import { checkPositiveInt } from "../util/checks";
 import { encodeTexts, type FeatureMatrix } from "./encode";
 import { checkPromptsFit } from "../text/templates";
 
@@ -69,7 +71,7 @@ export interface ZeroShotOptions {
  */
 export type ImageBatchFn = (start: number, end: number) => tf.Tensor4D;
 
-export interface LabelledImages {
+export interface LabelledPixels {
   /**
    * Normalised NHWC float32 pixels: a flat Float32Array of N*S*S*3 values (S = the model's
    * image_size), a tf.Tensor4D [N, S, S, 3] (not disposed), or a function producing batches.
@@ -115,7 +117,7 @@ export interface ZeroShotClassifier {
   logitsFromFeatures(imageFeatures: tf.Tensor2D): tf.Tensor2D;
   predict(pixels: tf.Tensor4D): ZeroShotPrediction;
   /** Accuracy over a labelled test set, read `batchSize` images at a time. */
-  evaluate(images: LabelledImages, opts?: { batchSize?: number }): ZeroShotEvaluation;
+  evaluate(images: LabelledPixels, opts?: { batchSize?: number }): ZeroShotEvaluation;
   /** The same from image features computed elsewhere (the batched encoder), one label per row. */
   evaluateFeatures(features: FeatureMatrix, labels: Int32Array | readonly number[]): ZeroShotEvaluation;
   dispose(): void;
@@ -142,9 +144,6 @@ export function validateTemplates(templates: readonly string[], fn = "zeroShotCl
     }
   });
 }
-
-/** The prompt for one class (the one template filler, `fillPrompt`, under its evaluation name). */
-export const fillTemplate = fillPrompt;
 
 /**
  * CLIP's prompt ensemble: embeddings [C, P, D] (P prompts per class, unnormalised) ->
@@ -291,17 +290,8 @@ export function classifierFromWeights(
 
 /** Index of the first maximum of row `r` of a [rows, c] array. Throws on NaN. */
 function rowArgmax(values: ArrayLike<number>, r: number, c: number): number {
-  let best = 0;
-  let bestValue = -Infinity;
-  for (let j = 0; j < c; j++) {
-    const v = values[r * c + j];
-    if (Number.isNaN(v)) throw new Error(`zeroShotClassifier: logits of image ${r} contain NaN`);
-    if (v > bestValue || j === 0) {
-      best = j;
-      bestValue = v;
-    }
-  }
-  return best;
+  for (let j = 0; j < c; j++) if (Number.isNaN(values[r * c + j])) throw new Error(`zeroShotClassifier: logits of image ${r} contain NaN`);
+  return argmaxAt(values, r * c, c);
 }
 
 function makeClassifier(
@@ -416,7 +406,7 @@ function makeClassifier(
     };
   };
 
-  const evaluate = (images: LabelledImages, opts: { batchSize?: number } = {}): ZeroShotEvaluation => {
+  const evaluate = (images: LabelledPixels, opts: { batchSize?: number } = {}): ZeroShotEvaluation => {
     alive();
     const efn = `${fn}.evaluate`;
     if (!images || typeof images !== "object") throw new TypeError(`${efn}: expected { pixels, labels }`);
@@ -488,7 +478,7 @@ function makeClassifier(
 }
 
 /** (start, end) -> a tensor [end - start, S, S, 3] that the caller disposes. */
-function batchReader(fn: string, pixels: LabelledImages["pixels"], n: number, size: number): (start: number, end: number) => tf.Tensor4D {
+function batchReader(fn: string, pixels: LabelledPixels["pixels"], n: number, size: number): (start: number, end: number) => tf.Tensor4D {
   const per = size * size * 3;
   if (pixels instanceof Float32Array) {
     if (pixels.length !== n * per) {

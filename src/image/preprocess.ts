@@ -41,6 +41,7 @@ import { fromStored, pilCrop, pilPad, pilResize, pilToRGB, type PilImage } from 
 import { resizeBicubic, type PixelArray } from "./resize";
 import type { StoredImage } from "./stored";
 import { CLIP_MEAN, CLIP_STD, type ImageTransform } from "./transform";
+import { checkPositiveInt, showValue } from "../util/checks";
 
 export { CLIP_MEAN, CLIP_STD };
 
@@ -288,15 +289,7 @@ export async function loadImages(
   return tfjs.tensor4d(batch, [paths.length, size, size, 3], "float32");
 }
 
-function fmt(v: unknown): string {
-  return typeof v === "string" ? JSON.stringify(v) : String(v);
-}
 
-function checkPositiveInt(fn: string, name: string, v: unknown): void {
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-    throw new RangeError(`${fn}: ${name} must be a positive integer, got ${fmt(v)}`);
-  }
-}
 
 function checkImage(fn: string, img: RGBImage): void {
   if (img === null || typeof img !== "object") throw new TypeError(`${fn}: img must be {width, height, data}`);
@@ -327,9 +320,9 @@ function checkMeanStd(
   const m = Float32Array.from(mean);
   const s = Float32Array.from(std);
   for (let i = 0; i < m.length; i++) {
-    if (!Number.isFinite(m[i])) throw new RangeError(`${fn}: mean[${i}] must be finite, got ${fmt(mean[i])}`);
+    if (!Number.isFinite(m[i])) throw new RangeError(`${fn}: mean[${i}] must be finite, got ${showValue(mean[i])}`);
     if (!Number.isFinite(s[i]) || s[i] === 0) {
-      throw new RangeError(`${fn}: std[${i}] must be finite and non-zero, got ${fmt(std[i])}`);
+      throw new RangeError(`${fn}: std[${i}] must be finite and non-zero, got ${showValue(std[i])}`);
     }
   }
   return { m, s };

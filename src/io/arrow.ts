@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { DataType, Field, Precision, FixedSizeList, Float32, Int32, RecordBatch, RecordBatchFileWriter, Schema, Table, Uint8, Utf8, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray } from "apache-arrow";
-import { tempPathFor, writeFileAtomic } from "../util/atomic";
+import { AtomicFile, writeFileAtomic } from "../util/atomic";
 
 export type ColumnValues =
   | string[]
@@ -78,15 +78,15 @@ export function writeArrowFile(file: string, table: Table): void {
  */
 export class ArrowFileStream {
   private readonly writer = new RecordBatchFileWriter();
-  private readonly tmp: string;
+  private readonly out: AtomicFile;
   private readonly finished: Promise<void>;
   private schema: Schema | undefined;
   rows = 0;
 
   constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    this.tmp = tempPathFor(file);
-    const out = fs.createWriteStream(this.tmp);
+    this.out = new AtomicFile(file);
+    const out = fs.createWriteStream(this.out.tmp);
     this.finished = new Promise((resolve, reject) => {
       out.on("finish", () => resolve());
       out.on("error", (err) => reject(new Error(`${file}: cannot write Arrow file: ${err.message}`)));
@@ -109,7 +109,7 @@ export class ArrowFileStream {
   async close(): Promise<void> {
     this.writer.finish();
     await this.finished;
-    fs.renameSync(this.tmp, this.file);
+    this.out.commit();
   }
 
   async abort(): Promise<void> {
@@ -119,7 +119,7 @@ export class ArrowFileStream {
     } catch {
       // the temporary file goes either way
     }
-    fs.rmSync(this.tmp, { force: true });
+    this.out.discard();
   }
 }
 

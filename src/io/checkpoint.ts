@@ -18,6 +18,7 @@ import {
   resolveCheckpointFile,
   toHfConfig,
 } from "./checkpoint_config";
+import { replaceFileAtomic } from "../util/atomic";
 
 export interface LoadCheckpointOptions {
   /** A preset name, a config JSON path, or a config object; overrides what the file says. */
@@ -154,14 +155,10 @@ export async function saveCheckpoint(clip: Clip, file: string, opts: SaveCheckpo
 
 /** Writes open_clip's `open_clip_config.json` for `config` (atomically; see `openClipConfigJson`). */
 export function writeOpenClipConfig(config: ClipConfig, file: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(openClipConfigJson(config), null, 2) + "\n");
-  fs.renameSync(tmp, file);
+  replaceFileAtomic(file, (tmp) => fs.writeFileSync(tmp, JSON.stringify(openClipConfigJson(config), null, 2) + "\n"));
 }
 
 /** Writes Hugging Face's `config.json` for a ViT model (atomically), e.g. next to an "hf" checkpoint. */
 export function writeHfConfig(clip: Clip, file: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(toHfConfig(clip.config), null, 2) + "\n");
-  fs.renameSync(tmp, file);
+  replaceFileAtomic(file, (tmp) => fs.writeFileSync(tmp, JSON.stringify(toHfConfig(clip.config), null, 2) + "\n"));
 }

@@ -22,6 +22,7 @@
 
 import * as fs from "node:fs";
 import { float32ToBfloat16Bits, float32ToFloat16Bits, float16BitsToFloat32Into, bfloat16BitsToFloat32Into } from "./float16";
+import { replaceFileAtomic } from "../util/atomic";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "F64" | "I32" | "I64";
 
@@ -532,8 +533,8 @@ function writeFully(fd: number, bytes: Uint8Array): void {
 
 /**
  * Write tensors (stored in name order, contiguous) and optional string metadata. The file is
- * written to `path + ".tmp-<pid>"` and renamed into place, so readers never see a partial file;
- * the temp file is removed if anything fails.
+ * written to a temporary file beside it and renamed into place (src/util/atomic.ts), so readers
+ * never see a partial file; the temp file is removed if anything fails.
  */
 export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
   // Validate everything before touching the disk.
@@ -588,35 +589,30 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
   new DataView(prefixAndHeader.buffer).setBigUint64(0, BigInt(headerLen), true);
   prefixAndHeader.set(json, 8);
 
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | null = null;
   try {
-    fd = fs.openSync(tmp, "w");
-    writeFully(fd, prefixAndHeader);
-    // Encode one tensor at a time so peak extra memory is one tensor, not the whole file (and,
-    // with data given as functions, the caller's copy is one tensor too).
-    for (const t of sorted) {
-      const data = typeof t.data === "function" ? checkData(path, t, t.data(), checkShape(t.shape) as number) : t.data;
-      writeFully(fd, encode(data, t.dtype ?? "F32"));
-    }
-    // Flush before the rename so a crash can't leave a renamed-but-empty file behind.
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== null) {
+    replaceFileAtomic(path, (tmp) => {
+      const fd = fs.openSync(tmp, "w");
       try {
-        fs.closeSync(fd);
-      } catch {
-        // already failing; the original error is the useful one
+        writeFully(fd, prefixAndHeader);
+        // Encode one tensor at a time so peak extra memory is one tensor, not the whole file (and,
+        // with data given as functions, the caller's copy is one tensor too).
+        for (const t of sorted) {
+          const data = typeof t.data === "function" ? checkData(path, t, t.data(), checkShape(t.shape) as number) : t.data;
+          writeFully(fd, encode(data, t.dtype ?? "F32"));
+        }
+        // Flush before the rename so a crash can't leave a renamed-but-empty file behind.
+        fs.fsyncSync(fd);
+      } catch (e) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          // already failing; the original error is the useful one
+        }
+        throw e;
       }
-    }
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      // best effort; the original error is the useful one
-    }
+      fs.closeSync(fd);
+    });
+  } catch (e) {
     if (e instanceof SafetensorsError) throw e;
     fail(path, `write failed: ${(e as Error).message}`, e);
   }

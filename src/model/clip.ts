@@ -12,7 +12,7 @@ import { Activation, Weights } from "./layers";
 import { causalMask } from "./attention";
 import { encodeImageViT } from "./vision_transformer";
 import { encodeImageResNet } from "./modified_resnet";
-import { encodeTextFromEmbeddings, encodeTextTransformer, firstArgmax } from "./text_transformer";
+import { encodeTextFromEmbeddings, encodeTextTransformer } from "./text_transformer";
 import {
   INIT_SCHEMES,
   InitScheme,
@@ -29,6 +29,7 @@ import {
 import { filledTensor } from "./filled_tensor";
 import { withGradCheckpointing } from "./grad_checkpoint";
 import { Random } from "../util/random";
+import { argmaxRows } from "../util/argmax";
 
 /** Values per chunk when a model is built from a streaming source (4 MiB of float32). */
 const BUILD_CHUNK_ELEMENTS = 1 << 20;
@@ -205,7 +206,7 @@ export class Clip {
         );
       }
     }
-    const eot = firstArgmax(ids, batch, length);
+    const eot = argmaxRows(ids, batch, length);
     const mask = this.causalMask(length);
     return tf.tidy(() => withGradCheckpointing(opts.gradCheckpointing ?? false, () => encodeTextTransformer(tokens, eot, this.weights, this.config, this.activation, mask)));
   }

@@ -26,7 +26,7 @@
  */
 import * as os from "node:os";
 import * as tf from "@tensorflow/tfjs";
-import { currentBackend } from "../backend";
+import { currentBackend } from "../backend/select";
 import { ClipConfig, visionHeads, visionTower } from "./config";
 import { clipParamSpecs, numel, resnetPlan, type ParamSpec } from "./params";
 

@@ -9,18 +9,7 @@ import { Activation, Weights, layerNorm } from "./layers";
 import { causalMask, transformer } from "./attention";
 import { matMul2d } from "./matmul";
 
-/** Row-wise position of the first maximum, like torch.argmax (ties go to the first). */
-export function firstArgmax(ids: Int32Array | Float32Array | Uint8Array, rows: number, cols: number): Int32Array {
-  const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < cols; c++) if (ids[r * cols + c] > ids[r * cols + best]) best = c;
-    out[r] = best;
-  }
-  return out;
-}
-
-/** `eotPositions[b]` is where row b is pooled (see `firstArgmax`). */
+/** `eotPositions[b]` is where row b is pooled (see `argmaxRows` in src/util/argmax.ts). */
 export function encodeTextTransformer(
   tokens: tf.Tensor2D,
   eotPositions: Int32Array,

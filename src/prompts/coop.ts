@@ -19,7 +19,8 @@ import { Random } from "../util/random";
 import { AdamW } from "../train/adamw";
 import { l2NormalizeRows } from "../util/tensor";
 import { defaultBpe, EOT_TOKEN, SOT_TOKEN } from "../text/tokenize";
-import { checkPositiveInt, checkScalar } from "../eval/checks";
+import { checkScalar } from "../eval/checks";
+import { checkPositiveInt } from "../util/checks";
 import type { FeatureSet } from "./prompt_bank";
 import { checkClassNames } from "../text/templates";
 

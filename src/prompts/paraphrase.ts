@@ -15,7 +15,7 @@ import { Random } from "../util/random";
 import { tokenize } from "../text/tokenize";
 import type { Tokenizer, ZeroShotModel } from "../eval/zero_shot";
 import { top1Accuracy } from "../eval/classifier_metrics";
-import { checkPositiveInt } from "../eval/checks";
+import { checkPositiveInt } from "../util/checks";
 import { encodePromptBank, ensembleScores, templateCosines, type FeatureSet } from "./prompt_bank";
 import { checkClassNames, checkTemplates } from "../text/templates";
 import { spread, type SpreadSummary } from "./sensitivity";

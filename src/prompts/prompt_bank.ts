@@ -13,8 +13,9 @@
  * exactly (a = 1 on a subset S is CLIP's mean-of-normalised, renormalised ensemble of S).
  */
 import * as tf from "@tensorflow/tfjs";
-import { checkLabels, checkPositiveInt } from "../eval/checks";
-import { encodePixels, encodeTexts, type EncodedImages, type ImageFeatureModel } from "../eval/encode";
+import { checkLabels } from "../eval/checks";
+import { checkPositiveInt } from "../util/checks";
+import { encodePixels, encodeTexts, type BatchEncodeOptions, type EncodedImages, type ImageFeatureModel } from "../eval/encode";
 import type { Tokenizer, ZeroShotModel } from "../eval/zero_shot";
 import { checkClassNames, checkPromptsFit, checkTemplates, fillPrompt } from "../text/templates";
 
@@ -41,16 +42,12 @@ export interface PromptBank {
 /** Images [start, end) as normalised pixels [end - start, S, S, 3]; the caller disposes them. */
 export type PixelBatches = (start: number, end: number) => tf.Tensor4D;
 
-export interface EncodeOptions {
-  /** Images or prompts per encoder call; default from the model config and a memory budget (src/eval/encode.ts). */
-  batchSize?: number;
-}
 
 /**
  * Unit image features of `n` images whose pixels are already in memory, with their labels: the
  * batched encoder's `encodePixels`, normalised, plus the labels.
  */
-export function encodeImageFeatures(model: ImageFeatureModel, pixels: PixelBatches, labels: Int32Array | readonly number[], opts: EncodeOptions = {}): FeatureSet {
+export function encodeImageFeatures(model: ImageFeatureModel, pixels: PixelBatches, labels: Int32Array | readonly number[], opts: Pick<BatchEncodeOptions, "batchSize"> = {}): FeatureSet {
   const fn = "encodeImageFeatures";
   const y = checkLabels(fn, "labels", labels, undefined);
   if (y.length === 0) throw new Error(`${fn}: no images (labels is empty)`);
@@ -86,7 +83,8 @@ export function subsetFeatures(set: FeatureSet, indices: Int32Array | readonly n
   return { features, dim, n: indices.length, labels };
 }
 
-export interface PromptBankOptions extends EncodeOptions {
+/** `batchSize`: images or prompts per encoder call; default from the model config and a memory budget (src/eval/encode.ts). */
+export interface PromptBankOptions extends Pick<BatchEncodeOptions, "batchSize"> {
   /** Default: CLIP's BPE at the model's context length; too-long prompts are an error. */
   tokenizer?: Tokenizer;
 }

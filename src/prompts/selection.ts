@@ -20,7 +20,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Random } from "../util/random";
 import { AdamW } from "../train/adamw";
-import { checkPositiveInt } from "../eval/checks";
+import { checkPositiveInt } from "../util/checks";
 import { labelRanks, meanNll } from "../eval/classifier_metrics";
 import { templateCosines, type FeatureSet, type PromptBank } from "./prompt_bank";
 

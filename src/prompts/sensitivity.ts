@@ -9,7 +9,8 @@
  * (mean_i of the second term is the mean single-template accuracy, so gain is exactly
  * "ensemble top-1 minus mean single-template top-1"; resampling images keeps the pairing.)
  */
-import { bootstrapMean, type BootstrapInterval, type BootstrapOptions } from "../eval/bootstrap";
+import { bootstrapMean, type BootstrapOptions } from "../eval/bootstrap";
+import type { Estimate } from "../eval/intervals";
 import { classificationMetrics, labelRanks, type ClassificationMetrics } from "../eval/classifier_metrics";
 import { ensembleScores, singleTemplateScores, templateCosines, type FeatureSet, type PromptBank } from "./prompt_bank";
 
@@ -37,13 +38,16 @@ export interface SensitivityResult {
   /** The ensemble of all templates (top-1/5, per class, confusion, NLL and ECE at the logit scale). */
   ensemble: ClassificationMetrics;
   /** Ensemble top-1 minus mean single-template top-1 (fractions), with a paired bootstrap interval. */
-  ensembleGain: BootstrapInterval;
+  ensembleGain: Estimate;
+  /** The bootstrap resamples behind `ensembleGain`'s interval. */
+  bootstrapResamples: number;
 }
 
 export interface SensitivityOptions {
   /** Multiplier of the cosines for probabilities: exp(model.logitScale). Default 100. */
   logitScale?: number;
-  bootstrap?: BootstrapOptions;
+  /** The paired bootstrap of the gain: resamples (default 2000) and seed (default 0). */
+  bootstrap?: Pick<BootstrapOptions, "resamples" | "seed">;
   /** Precomputed templateCosines(bank, test), to skip the matmul. */
   cosines?: Float32Array;
 }
@@ -84,6 +88,7 @@ export function promptSensitivity(bank: PromptBank, test: FeatureSet, opts: Sens
   // Worst: lowest top-1 (first on ties); best: highest (first on ties).
   const worst = byTop1.reduce((a, b) => (b[0] < a[0] ? b : a));
   const best = byTop1.reduce((a, b) => (b[0] > a[0] ? b : a));
+  const resamples = opts.bootstrap?.resamples ?? 2000;
   return {
     perTemplate,
     top1: spread(perTemplate.map((t) => t.top1)),
@@ -91,6 +96,7 @@ export function promptSensitivity(bank: PromptBank, test: FeatureSet, opts: Sens
     worst: perTemplate[worst[1]],
     best: perTemplate[best[1]],
     ensemble,
-    ensembleGain: bootstrapMean(gains, opts.bootstrap),
+    ensembleGain: bootstrapMean(gains, { resamples, seed: opts.bootstrap?.seed ?? 0 }),
+    bootstrapResamples: resamples,
   };
 }

@@ -275,7 +275,7 @@ export async function runPromptStudy(clip: PromptStudyModel, opts: PromptStudyOp
   const testCos = templateCosines(bank, test);
 
   progress("sensitivity");
-  const sensitivity = promptSensitivity(bank, test, { logitScale: scale, cosines: testCos, bootstrap: { samples: opts.bootstrapSamples ?? 2000, seed } });
+  const sensitivity = promptSensitivity(bank, test, { logitScale: scale, cosines: testCos, bootstrap: { resamples: opts.bootstrapSamples ?? 2000, seed } });
   const templateSets: TemplateSetRow[] = Object.entries(sets).map(([name, temps]) => {
     const ids = [...new Set(temps)].map((t) => pool.indexOf(t));
     const singles = ids.map((i) => sensitivity.perTemplate[i].top1);

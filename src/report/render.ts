@@ -10,6 +10,7 @@ import * as path from "node:path";
 import type { Report } from "./types";
 import { REPORT_CSS, sectionHtml } from "./blocks";
 import { escapeHtml, plotHelperScriptTag, plotlyScriptTag } from "../viz/html";
+import { replaceFileAtomic } from "../util/atomic";
 
 /** The report as an HTML document (a string of several MB when it has figures: plotly.js is inside). */
 export function renderReport(report: Report): string {
@@ -62,13 +63,6 @@ export function writeReport(file: string, report: Report): string {
   const html = renderReport(report);
   const abs = path.resolve(file);
   fs.mkdirSync(path.dirname(abs), { recursive: true });
-  const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    fs.writeFileSync(tmp, html);
-    fs.renameSync(tmp, abs);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
+  replaceFileAtomic(abs, (tmp) => fs.writeFileSync(tmp, html));
   return abs;
 }

@@ -3,6 +3,7 @@
  * The defaults are the recipe the Fashion-MNIST targets are measured with (bench/RESULTS.md).
  */
 import type { AugmentConfig } from "../data/augment";
+import { checkPositiveInt } from "../util/checks";
 
 export type LossName = "infonce" | "siglip";
 
@@ -121,9 +122,6 @@ export const TRAIN_DEFAULTS: TrainOptions = {
 
 const KEYS = [...Object.keys(TRAIN_DEFAULTS), "maxSteps", "dataDir", "trainLimit", "outDir", "checkpointEvery", "stopAfterSteps", "timeLimitSeconds", "init", "epochsCooldown"];
 
-function positiveInt(name: string, v: unknown): void {
-  if (!Number.isInteger(v) || (v as number) < 1) throw new RangeError(`train: ${name} must be a positive integer, got ${JSON.stringify(v)}`);
-}
 
 function nonNegativeInt(name: string, v: unknown): void {
   if (!Number.isInteger(v) || (v as number) < 0) throw new RangeError(`train: ${name} must be an integer >= 0, got ${JSON.stringify(v)}`);
@@ -135,12 +133,12 @@ export function resolveTrainOptions(input: Partial<TrainOptions>): TrainOptions 
   }
   const o: TrainOptions = { ...TRAIN_DEFAULTS };
   for (const [k, v] of Object.entries(input)) if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
-  positiveInt("epochs", o.epochs);
-  positiveInt("batchSize", o.batchSize);
+  checkPositiveInt("train", "epochs", o.epochs);
+  checkPositiveInt("train", "batchSize", o.batchSize);
   nonNegativeInt("warmupSteps", o.warmupSteps);
   nonNegativeInt("seed", o.seed);
-  for (const k of ["evalLimit", "finalEvalLimit", "retrievalLimit"] as const) positiveInt(k, o[k]);
-  for (const k of ["maxSteps", "trainLimit", "checkpointEvery", "stopAfterSteps"] as const) if (o[k] !== undefined) positiveInt(k, o[k]);
+  for (const k of ["evalLimit", "finalEvalLimit", "retrievalLimit"] as const) checkPositiveInt("train", k, o[k]);
+  for (const k of ["maxSteps", "trainLimit", "checkpointEvery", "stopAfterSteps"] as const) if (o[k] !== undefined) checkPositiveInt("train", k, o[k]);
   if (!(o.lr > 0)) throw new RangeError(`train: lr must be > 0, got ${o.lr}`);
   if (!(o.weightDecay >= 0)) throw new RangeError(`train: weightDecay must be >= 0, got ${o.weightDecay}`);
   if (o.gradClipNorm !== null && !(o.gradClipNorm > 0)) throw new RangeError(`train: gradClipNorm must be > 0 or null, got ${o.gradClipNorm}`);
@@ -154,9 +152,9 @@ export function resolveTrainOptions(input: Partial<TrainOptions>): TrainOptions 
   nonNegativeInt("lockTextUnlockedLayers", o.lockTextUnlockedLayers);
   if (o.lockImageUnlockedGroups > 0 && !o.lockImage) throw new RangeError("train: lockImageUnlockedGroups needs lockImage (it unlocks groups of a locked image tower)");
   if (o.lockTextUnlockedLayers > 0 && !o.lockText) throw new RangeError("train: lockTextUnlockedLayers needs lockText (it unlocks groups of a locked text tower)");
-  positiveInt("accumFreq", o.accumFreq);
+  checkPositiveInt("train", "accumFreq", o.accumFreq);
   if (!LR_SCHEDULERS.includes(o.lrScheduler)) throw new RangeError(`train: lrScheduler must be one of ${LR_SCHEDULERS.join(", ")}, got ${JSON.stringify(o.lrScheduler)}`);
-  if (o.epochsCooldown !== undefined) positiveInt("epochsCooldown", o.epochsCooldown);
+  if (o.epochsCooldown !== undefined) checkPositiveInt("train", "epochsCooldown", o.epochsCooldown);
   if (o.lrScheduler === "const-cooldown" && o.epochsCooldown === undefined) throw new RangeError("train: lrScheduler const-cooldown needs epochsCooldown (the epochs of cooldown at the end)");
   if (!(o.lrCooldownEnd >= 0) || !Number.isFinite(o.lrCooldownEnd)) throw new RangeError(`train: lrCooldownEnd must be a number >= 0, got ${o.lrCooldownEnd}`);
   if (!(o.lrCooldownPower > 0) || !Number.isFinite(o.lrCooldownPower)) throw new RangeError(`train: lrCooldownPower must be > 0, got ${o.lrCooldownPower}`);

@@ -95,6 +95,19 @@ export class Random {
     return items;
   }
 
+  /** Fisher-Yates shuffle in place within each block of indices (items move only inside their block). */
+  shuffleWithin<T>(items: T[] | Int32Array, blocks: readonly Int32Array[]): typeof items {
+    for (const b of blocks) {
+      for (let i = b.length - 1; i > 0; i--) {
+        const j = this.int(i + 1);
+        const tmp = items[b[i]];
+        items[b[i]] = items[b[j]];
+        items[b[j]] = tmp;
+      }
+    }
+    return items;
+  }
+
   /** A child generator whose stream does not overlap this one's in practice. */
   fork(): Random {
     return new Random(Math.floor(this.next() * 4294967296) ^ 0x9e3779b9);

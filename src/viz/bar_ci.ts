@@ -1,14 +1,10 @@
 /**
- * Bar charts with 95% confidence intervals as error bars (e.g. per-class accuracy, per-group
- * fairness metrics with bootstrap intervals), and the Wilson score interval for a proportion
- * (Wilson 1927; Brown, Cai & DasGupta 2001, https://doi.org/10.1214/ss/1009213286), which stays
- * inside [0, 1] and behaves at 0% and 100%.
+ * Bar charts with 95% confidence intervals as error bars (e.g. per-class accuracy with Wilson
+ * intervals, per-group fairness metrics with bootstrap intervals; both in src/eval/).
  */
+import type { Interval } from "../eval/intervals";
 import type { Figure } from "./figure";
 import { checkNames, plotlyText } from "./text";
-
-/** A 95% interval as [low, high] or { low, high }. */
-export type Interval = readonly [number, number] | { readonly low: number; readonly high: number };
 
 export interface BarOptions {
   title?: string;
@@ -19,10 +15,6 @@ export interface BarOptions {
   range?: [number, number];
   /** Bar colour(s); default one colour. */
   color?: string | readonly string[];
-}
-
-function bounds(ci: Interval): [number, number] {
-  return Array.isArray(ci) ? [ci[0], ci[1]] : [(ci as { low: number }).low, (ci as { high: number }).high];
 }
 
 /**
@@ -44,7 +36,7 @@ export function barWithCI(labels: readonly string[], values: ArrayLike<number>, 
     const plus: number[] = [];
     const minus: number[] = [];
     ci95.forEach((ci, i) => {
-      const [lo, hi] = bounds(ci);
+      const [lo, hi] = ci;
       const tol = 1e-9 * Math.max(1, Math.abs(v[i]));
       if (!Number.isFinite(lo) || !Number.isFinite(hi) || lo > v[i] + tol || hi < v[i] - tol) {
         throw new RangeError(`${fn}: interval ${i} (${JSON.stringify(labels[i])}) [${lo}, ${hi}] does not contain its value ${v[i]}`);
@@ -64,7 +56,7 @@ export function barWithCI(labels: readonly string[], values: ArrayLike<number>, 
         y: v,
         text: ticks,
         hovertemplate: ci95 ? `%{text}: %{y:${fmt}} (95% CI %{customdata})<extra></extra>` : `%{text}: %{y:${fmt}}<extra></extra>`,
-        ...(ci95 ? { customdata: ci95.map((ci) => bounds(ci).map((b) => (opts.percent ? `${(100 * b).toFixed(1)}%` : b.toFixed(3))).join(" – ")) } : {}),
+        ...(ci95 ? { customdata: ci95.map((ci) => ci.map((b) => (opts.percent ? `${(100 * b).toFixed(1)}%` : b.toFixed(3))).join(" – ")) } : {}),
         textposition: "none",
         marker: { color: opts.color ?? "#4c78a8" },
         ...(errorY ? { error_y: errorY } : {}),
@@ -78,17 +70,4 @@ export function barWithCI(labels: readonly string[], values: ArrayLike<number>, 
       margin: { l: 60, r: 20, t: 50, b: 110 },
     },
   };
-}
-
-/** Wilson score 95% interval of `successes` out of `n` (z = 1.96); [NaN, NaN] when n = 0. */
-export function wilsonInterval(successes: number, n: number, z = 1.959964): [number, number] {
-  if (!Number.isFinite(n) || n < 0 || !Number.isFinite(successes) || successes < 0 || successes > n) {
-    throw new RangeError(`wilsonInterval: need 0 <= successes <= n, got successes ${successes}, n ${n}`);
-  }
-  if (n === 0) return [NaN, NaN];
-  const p = successes / n;
-  const z2 = z * z;
-  const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
-  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / (1 + z2 / n);
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }

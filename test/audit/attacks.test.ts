@@ -16,7 +16,7 @@ import { Random } from "../../src/util/random";
 import type { Clip } from "../../src/model/clip";
 import { fixturePath } from "../helpers/fixtures";
 import { assertThrowsOneLine } from "../helpers/errors";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 
 before(async () => {
   await initBackend({ prefer: "wasm" });

@@ -1,7 +1,8 @@
-/** Bootstrap intervals and permutation tests (src/audit/fairness/bootstrap.ts). */
+/** Bootstrap intervals (src/eval/bootstrap.ts) and permutation tests (src/audit/fairness/permutation.ts). */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { bootstrapCi, bootstrapMean, permutationTest, quantileSorted } from "../../src/audit/fairness/bootstrap";
+import { bootstrapCi, bootstrapMean, quantileSorted } from "../../src/eval/bootstrap";
+import { permutationTest } from "../../src/audit/fairness/permutation";
 import { Random } from "../../src/util/random";
 import { assertThrowsOneLine } from "../helpers/errors";
 

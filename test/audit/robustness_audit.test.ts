@@ -24,7 +24,7 @@ import { FashionMnistDataset } from "../../src/data/sources/fashion_mnist";
 import { CaptionSet } from "../../src/data/captions";
 import { fixturePath, tmpDir } from "../helpers/fixtures";
 import { assertThrowsOneLine } from "../helpers/errors";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { rejectsOneLine, shapeCsv, shapeFolder, shapeImage, tinyClip64, SHAPES } from "./robustness_helpers";
 import { Clip } from "../../src/model/clip";
 import { getModelConfig } from "../../src/model/registry";

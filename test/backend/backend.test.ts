@@ -1,6 +1,7 @@
 /**
- * Tests for src/backend.ts: backend selection, its env/option overrides and error messages, the
- * multi-threaded WASM start-up, and the two kernels we add to the wasm backend for training.
+ * Tests for the backend start-up in src/backend/ (select, request, node_probe, wasm, wasm_threads,
+ * kernels): backend selection, its env/option overrides and error messages, the multi-threaded
+ * WASM start-up, and the two kernels we add to the wasm backend for training.
  *
  * tfjs backends are process-global and the selection is idempotent, so every case that needs its
  * own selection (forced backends, the automatic order, thread counts) runs in a child process
@@ -15,10 +16,11 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { currentBackend, initBackend, registerCpuKernels, type BackendChoice } from "../../src/backend";
+import { currentBackend, initBackend, type BackendChoice } from "../../src/backend/select";
+import { registerCpuKernels } from "../../src/backend/kernels";
 
 const ROOT = path.resolve(__dirname, "../..");
-const BACKEND_TS = path.join(ROOT, "src/backend.ts");
+const BACKEND_TS = path.join(ROOT, "src/backend/select.ts");
 const CHILD_TIMEOUT_MS = 180_000;
 
 interface ChildResult {

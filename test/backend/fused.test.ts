@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, type BackendChoice } from "../../src/backend";
+import { initBackend, type BackendChoice } from "../../src/backend/select";
 import { fusedLib, registerFusedKernels, unregisterFusedKernels } from "../../src/backend/fused";
 import { activeFusedLib } from "../../src/backend/fused_lib";
 import { AdamW } from "../../src/train/adamw";
@@ -352,7 +352,7 @@ describe("fused ops when inactive, and finding the library", () => {
   test("CLIPLAB_NATIVE_LIB=off and a missing path are reported, and the BLAS kernels still run", async () => {
     const run = (value: string) =>
       new Promise<BackendChoice>((resolve, reject) => {
-        const code = `require(${JSON.stringify(path.join(ROOT, "src/backend.ts"))}).initBackend({ prefer: "wasm" }).then((c) => process.stdout.write("RESULT " + JSON.stringify(c) + "\\n"), (e) => process.stdout.write("ERROR " + e.message + "\\n"));`;
+        const code = `require(${JSON.stringify(path.join(ROOT, "src/backend/select.ts"))}).initBackend({ prefer: "wasm" }).then((c) => process.stdout.write("RESULT " + JSON.stringify(c) + "\\n"), (e) => process.stdout.write("ERROR " + e.message + "\\n"));`;
         execFile(process.execPath, ["--import", "tsx", "-e", code], { cwd: ROOT, env: { ...process.env, CLIPLAB_NATIVE_LIB: value }, timeout: 120_000 }, (err, stdout) => {
           const line = String(stdout).split("\n").find((l) => l.startsWith("RESULT "));
           if (!line) return reject(new Error(`no result: ${err?.message ?? ""} ${stdout}`));

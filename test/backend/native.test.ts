@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, type BackendChoice } from "../../src/backend";
+import { initBackend, type BackendChoice } from "../../src/backend/select";
 import { blasCandidates, loadBlas } from "../../src/backend/blas";
 import { nativeBlas, registerNativeKernels, unregisterNativeKernels } from "../../src/backend/native";
 import { broadcastBatchIndex } from "../../src/backend/native_matmul";
@@ -374,7 +374,7 @@ describe("native kernels: memory and registration", () => {
 
 function childChoice(env: Record<string, string>, opts = "{ prefer: 'wasm' }"): Promise<{ choice?: BackendChoice; error?: string; stderr: string }> {
   const code = `
-const b = require(${JSON.stringify(path.join(ROOT, "src/backend.ts"))});
+const b = require(${JSON.stringify(path.join(ROOT, "src/backend/select.ts"))});
 const tf = require("@tensorflow/tfjs");
 b.initBackend(${opts}).then((c) => {
   const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);

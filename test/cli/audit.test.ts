@@ -14,7 +14,7 @@ import { listCorruptions } from "../../src/audit/robustness/corruptions";
 import { robustnessSection } from "../../src/report/sections/robustness";
 import { fixturePath, tmpDir } from "../helpers/fixtures";
 import { shapeFolder, shapeImage, tinyClip64, SHAPES } from "../audit/robustness_helpers";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 
 // The 64 px test builds its checkpoint before the CLI starts the backend.
 before(async () => {

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { runCli as run } from "../helpers/cli";
 import { readArrowFile, readVectorColumn } from "../../src/io/arrow";
 import { tmpDir } from "../helpers/fixtures";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { SHAPES, TINY_64, saveTiny64, writeShapeFolder, writeShapeTsv } from "../report/shapes_data";
 
 let folder: string;

@@ -15,7 +15,7 @@ import { tmpDir } from "../helpers/fixtures";
 import { sliceDataDir } from "../helpers/data";
 import { checkHtmlFiles } from "../../scripts/lib/browser_check";
 import sharp from "sharp";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { SHAPES, saveTiny64, shapePng, writeShapeFolder, writeShapeTsv } from "../report/shapes_data";
 
 const MARK = plotlyBundle().code.slice(1000, 1200);

@@ -51,6 +51,17 @@ describe("captions.json", () => {
     assert.throws(() => set.evalPrompts(10), /class index must be an integer in \[0, 9\], got 10/);
   });
 
+  it("fills a class name holding $& or $1 literally (no replacement patterns)", () => {
+    const o = JSON.parse(JSON.stringify(raw));
+    o.classes[0].canonical = "$& shirt $1";
+    o.classes[0].synonyms.push("$& shirt $1");
+    const odd = new CaptionSet(parseCaptionSpec(o, "odd.json"));
+    const prompts = odd.evalPrompts(0);
+    assert.equal(prompts.length, odd.spec.evalTemplates.length);
+    // String.replace would have put the matched "{}" in place of "$&" (and kept "$1").
+    prompts.forEach((p, i) => assert.equal(p, odd.spec.evalTemplates[i].split("{}").join("$& shirt $1")));
+  });
+
   it("every word of the evaluation prompts occurs in some training caption", () => {
     // Training captions use training templates, attribute templates and all synonyms.
     const trainWords = new Set<string>();

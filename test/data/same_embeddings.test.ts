@@ -17,7 +17,7 @@ import { preparedStream } from "../../src/data/stream";
 import { encodeImages } from "../../src/eval/encode";
 import { modelTransform } from "../../src/model/config";
 import { Clip } from "../../src/model/clip";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { Random } from "../../src/util/random";
 import { tmpDir } from "../helpers/fixtures";
 import { writeParquet } from "../helpers/parquet_writer";

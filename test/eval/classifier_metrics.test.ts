@@ -71,14 +71,15 @@ describe("classificationMetrics", () => {
 describe("bootstrapMean", () => {
   it("is seeded, brackets the mean, has zero width for constant values and shrinks with n", () => {
     const v = Array.from({ length: 200 }, (_, i) => (i % 4 === 0 ? 1 : 0));
-    const a = bootstrapMean(v, { samples: 500, seed: 2 });
-    assert.deepEqual(bootstrapMean(v, { samples: 500, seed: 2 }), a);
-    assert.equal(a.mean, 0.25);
-    assert.ok(a.low < 0.25 && 0.25 < a.high);
+    const a = bootstrapMean(v, { resamples: 500, seed: 2 });
+    assert.deepEqual(bootstrapMean(v, { resamples: 500, seed: 2 }), a);
+    const [low, high] = a.ci95;
+    assert.equal(a.value, 0.25);
+    assert.ok(low < 0.25 && 0.25 < high);
     // Normal approximation: half-width ~ 1.96 * sqrt(0.25 * 0.75 / 200) = 0.06.
-    assert.ok(Math.abs((a.high - a.low) / 2 - 0.06) < 0.015, `${a.low}..${a.high}`);
-    const c = bootstrapMean([0.3, 0.3, 0.3], { samples: 50 });
-    assert.equal(c.low, c.high);
+    assert.ok(Math.abs((high - low) / 2 - 0.06) < 0.015, `${low}..${high}`);
+    const c = bootstrapMean([0.3, 0.3, 0.3], { resamples: 50 });
+    assert.equal(c.ci95[0], c.ci95[1]);
     assertThrowsOneLine(() => bootstrapMean([]), /no values/);
     assertThrowsOneLine(() => bootstrapMean([1], { level: 1 }), /level must be in \(0, 1\), got 1/);
   });

@@ -6,10 +6,10 @@ import {
   classifierFromWeights,
   ensembleWeights,
   ensembleWeightsPerClass,
-  fillTemplate,
   validateTemplates,
   zeroShotClassifier,
 } from "../../src/eval/zero_shot";
+import { fillPrompt } from "../../src/text/fill";
 import { assertAllClose, assertNoLeak, dot, fakeClip, flatPixels, imagePixels, normalize, softmax, useTestBackend } from "./fake_clip";
 
 const CLASSES = ["cat", "dog", "car"];
@@ -34,7 +34,7 @@ const SCALE = 10;
 /** The ensemble by hand: normalise each prompt, average, renormalise. */
 function handWeights(): number[][] {
   return CLASSES.map((c) => {
-    const vs = TEMPLATES.map((t) => normalize(PROMPTS[fillTemplate(t, c)]));
+    const vs = TEMPLATES.map((t) => normalize(PROMPTS[fillPrompt(t, c)]));
     return normalize(vs[0].map((_, j) => vs.reduce((s, v) => s + v[j], 0) / vs.length));
   });
 }
@@ -102,9 +102,9 @@ describe("templates", () => {
     fake.dispose();
   });
 
-  it("fillTemplate inserts the class name literally (no $& patterns)", () => {
-    assert.equal(fillTemplate("a photo of a {}.", "$& co"), "a photo of a $& co.");
-    assert.equal(fillTemplate("{}", "x"), "x");
+  it("fillPrompt inserts the class name literally (no $& patterns)", () => {
+    assert.equal(fillPrompt("a photo of a {}.", "$& co"), "a photo of a $& co.");
+    assert.equal(fillPrompt("{}", "x"), "x");
   });
 });
 

@@ -6,7 +6,7 @@
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { BN_MOMENTUM, NORM_EPS, batchNormEval, batchNormTrain } from "../../src/model/layers";
 import { Clip } from "../../src/model/clip";
 

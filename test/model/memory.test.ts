@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Clip } from "../../src/model/clip";
 import { clipLoss } from "../../src/loss/info_nce";
 import { sigLipLoss } from "../../src/loss/siglip";
-import { currentBackend, initBackend } from "../../src/backend";
+import { currentBackend, initBackend } from "../../src/backend/select";
 import { Random } from "../../src/util/random";
 import { clipParamSpecs, numel, toInternalLayout, writeInternalLayout, type ParamLayout } from "../../src/model/params";
 import { getModelConfig, resolveModelConfig } from "../../src/model/registry";

@@ -8,7 +8,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { loadCheckpoint } from "../../src/io/checkpoint";
-import { firstArgmax } from "../../src/model/text_transformer";
+import { argmaxRows } from "../../src/util/argmax";
 import { FixtureModel, assertClose, fixtureImages, fixturePath, fixtureTokens, readExpected, useBackend } from "../helpers/fixtures";
 import { COMPUTE, useCompute } from "../helpers/compute";
 
@@ -45,7 +45,7 @@ for (const backend of COMPUTE) {
       it("pools text at the first end-of-text token", () => {
         const ids = expected.texts.ids as number[][];
         const flat = Int32Array.from(ids.flat());
-        assert.deepEqual(Array.from(firstArgmax(flat, ids.length, ids[0].length)), expected.texts.eot_index_argmax);
+        assert.deepEqual(Array.from(argmaxRows(flat, ids.length, ids[0].length)), expected.texts.eot_index_argmax);
       });
     });
   }

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { Clip } from "../../src/model/clip";
 import { tokenize } from "../../src/text/tokenize";
-import { firstArgmax } from "../../src/model/text_transformer";
+import { argmaxRows } from "../../src/util/argmax";
 import { coopClassWeights, trainCoOp } from "../../src/prompts/coop";
 import type { FeatureSet } from "../../src/prompts/prompt_bank";
 import { Random } from "../../src/util/random";
@@ -30,7 +30,7 @@ describe("Clip.encodeTextEmbeddings", () => {
   it("equals encodeText when fed the token embeddings of the ids", () => {
     const clip = Clip.create("ViT-Tiny-28", { seed: 2 });
     const tokens = tokenize(["a photo of a coat.", "a bag"], { contextLength: 16 });
-    const eot = firstArgmax(tokens.dataSync() as Int32Array, 2, 16);
+    const eot = argmaxRows(tokens.dataSync() as Int32Array, 2, 16);
     const [a, b] = tf.tidy(() => {
       const emb = tf.reshape(tf.gather(clip.params.get("token_embedding.weight")!, tf.reshape(tokens, [-1])), [2, 16, 64]) as tf.Tensor3D;
       return [clip.encodeText(tokens), clip.encodeTextEmbeddings(emb, eot)];

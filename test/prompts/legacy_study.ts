@@ -19,7 +19,8 @@ import { trainLinearProbe } from "../../src/eval/linear_probe";
 import { retrievalMetrics, type RetrievalMetrics } from "../../src/eval/retrieval";
 import { gapShiftSweep, temperatureSweep, type GapShiftRow, type TemperatureRow } from "../../src/eval/gap_temperature";
 import { ensembleScores, gramMatrices, singleTemplateScores, subsetFeatures, templateCosines, type FeatureSet, type PromptBank } from "../../src/prompts/prompt_bank";
-import { checkLabels, checkPositiveInt, fmtShape } from "../../src/eval/checks";
+import { checkLabels, fmtShape } from "../../src/eval/checks";
+import { checkPositiveInt } from "../../src/util/checks";
 import type { Tokenizer, ZeroShotImageModel } from "../../src/eval/zero_shot";
 import { checkClassNames, checkPromptsFit, checkTemplates, fillPrompt } from "../../src/text/templates";
 import { promptSensitivity, type SensitivityResult } from "../../src/prompts/sensitivity";
@@ -211,7 +212,7 @@ export async function legacyPromptStudy(clip: PromptStudyModel, opts: LegacyProm
   const testCos = templateCosines(bank, test);
 
   progress("sensitivity");
-  const sensitivity = promptSensitivity(bank, test, { logitScale: scale, cosines: testCos, bootstrap: { samples: opts.bootstrapSamples ?? 2000, seed } });
+  const sensitivity = promptSensitivity(bank, test, { logitScale: scale, cosines: testCos, bootstrap: { resamples: opts.bootstrapSamples ?? 2000, seed } });
   const templateSets: TemplateSetRow[] = Object.entries(sets).map(([name, temps]) => {
     const ids = temps.map((t) => pool.indexOf(t));
     const singles = ids.map((i) => sensitivity.perTemplate[i].top1);

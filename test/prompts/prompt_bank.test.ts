@@ -120,7 +120,7 @@ describe("promptSensitivity", () => {
     const fake = fakeClip(PROMPTS, IMAGES, 10);
     const bank = encodePromptBank(fake, CLASSES, TEMPLATES, { tokenizer: fake.tokenizer });
     const feats = toyFeatures(fake);
-    const r = promptSensitivity(bank, feats, { logitScale: 10, bootstrap: { samples: 500, seed: 3 } });
+    const r = promptSensitivity(bank, feats, { logitScale: 10, bootstrap: { resamples: 500, seed: 3 } });
     const acc = (scores: number[][]) => scores.filter((row, i) => row.indexOf(Math.max(...row)) === LABELS[i]).length / LABELS.length;
     const singles = [0, 1, 2].map((p) => acc(handScores([p])));
     assert.deepEqual(r.perTemplate.map((t) => t.top1), singles);
@@ -129,10 +129,10 @@ describe("promptSensitivity", () => {
     assert.equal(r.top1.min, Math.min(...singles));
     assert.equal(r.worst.top1, Math.min(...singles));
     assert.equal(r.ensemble.top1, acc(handScores([0, 1, 2])));
-    assert.ok(Math.abs(r.ensembleGain.mean - (r.ensemble.top1 - mean)) < 1e-12, "gain = ensemble - mean single");
-    assert.ok(r.ensembleGain.low <= r.ensembleGain.mean && r.ensembleGain.mean <= r.ensembleGain.high);
+    assert.ok(Math.abs(r.ensembleGain.value - (r.ensemble.top1 - mean)) < 1e-12, "gain = ensemble - mean single");
+    assert.ok(r.ensembleGain.ci95[0] <= r.ensembleGain.value && r.ensembleGain.value <= r.ensembleGain.ci95[1]);
     // Seeded: the same interval again.
-    const again = promptSensitivity(bank, feats, { logitScale: 10, bootstrap: { samples: 500, seed: 3 } });
+    const again = promptSensitivity(bank, feats, { logitScale: 10, bootstrap: { resamples: 500, seed: 3 } });
     assert.deepEqual(again.ensembleGain, r.ensembleGain);
     fake.dispose();
   });

@@ -18,7 +18,7 @@ import { runPipelineReport } from "../../src/report/pipeline";
 import { REPORT_AUDITS_QUICK } from "../../src/report/pipeline_audits";
 import { retrievalSection, skippedSection, zeroShotSection } from "../../src/report/sections/pipeline";
 import { imageThumbnails, greyThumbnails } from "../../src/viz/png";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { tmpDir } from "../helpers/fixtures";
 import { assertThrowsOneLine } from "../helpers/errors";
 import { SHAPES, saveTiny64, shapePng, writeShapeFolder } from "./shapes_data";

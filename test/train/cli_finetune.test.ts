@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { runCli as run } from "../helpers/cli";
 import { tmpDir } from "../helpers/fixtures";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { Clip } from "../../src/model/clip";
 import { loadCheckpoint, saveCheckpoint } from "../../src/io/checkpoint";
 import { readStepRecords } from "../../src/train/run_state";

@@ -8,7 +8,7 @@ import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { Clip } from "../../src/model/clip";
 import { getModelConfig } from "../../src/model/registry";
 import { loadFashionMnist } from "../../src/data/fashion_mnist";

@@ -3,7 +3,7 @@ import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { AdamW, clipGradNorm, decaysWeight } from "../../src/train/adamw";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 import { cosineLr, validateSchedule } from "../../src/train/schedule";
 
 describe("AdamW", () => {

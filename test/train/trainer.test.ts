@@ -17,7 +17,7 @@ import { Clip } from "../../src/model/clip";
 import { getModelConfig } from "../../src/model/registry";
 import { loadCheckpoint } from "../../src/io/checkpoint";
 import { tmpDir } from "../helpers/fixtures";
-import { initBackend } from "../../src/backend";
+import { initBackend } from "../../src/backend/select";
 
 // A model small enough that a dozen steps take seconds on the cpu backend.
 const TINY = (() => {

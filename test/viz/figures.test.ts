@@ -5,7 +5,8 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { similarityHeatmap } from "../../src/viz/similarity_heatmap";
 import { confusionMatrix } from "../../src/viz/confusion_matrix";
-import { barWithCI, wilsonInterval } from "../../src/viz/bar_ci";
+import { wilsonInterval } from "../../src/eval/intervals";
+import { barWithCI } from "../../src/viz/bar_ci";
 import { smooth, trainingCurves } from "../../src/viz/training_curves";
 import { readTrainingHistory } from "../../src/train/history";
 import { writeEvalRecords, writeStepRecords } from "../../src/train/run_state";
@@ -59,7 +60,7 @@ describe("confusionMatrix", () => {
 
 describe("barWithCI and wilsonInterval", () => {
   it("turns intervals into asymmetric error bars", () => {
-    const fig = barWithCI(["a", EVIL], [0.5, 0.9], [[0.4, 0.55], { low: 0.8, high: 1 }], { percent: true, title: "acc" });
+    const fig = barWithCI(["a", EVIL], [0.5, 0.9], [[0.4, 0.55], [0.8, 1]], { percent: true, title: "acc" });
     const bar = fig.data[0] as any;
     const e = bar.error_y;
     assert.equal(e.symmetric, false);

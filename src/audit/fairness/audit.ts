@@ -35,10 +35,13 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Dataset, SkippedItem } from "../../data/dataset";
 import type { EncodeProgress } from "../../eval/encode";
-import { fillTemplate } from "../../eval/zero_shot";
+import { fillPrompt } from "../../text/fill";
 import type { ImageTransform } from "../../image/transform";
-import { bootstrapCi, bootstrapMean, permutationTest, type Estimate } from "./bootstrap";
-import { checkEmbeddings, checkGroups, checkPositiveInt, checkSeed, membersOf } from "./checks";
+import { bootstrapCi, bootstrapMean } from "../../eval/bootstrap";
+import type { Estimate } from "../../eval/intervals";
+import { permutationTest } from "./permutation";
+import { checkEmbeddings, checkGroups, membersOf } from "./checks";
+import { checkPositiveInt, checkSeed } from "../../util/checks";
 import { demographicParityDifference, equalizedOddsGap } from "./group_metrics";
 import { maxSkewAtK, ndkl } from "./metrics";
 import { associationScores, weatFromScores } from "./weat";
@@ -245,7 +248,7 @@ export async function runFairnessAudit(model: AuditModel, data: Dataset, source:
       throw new Error(`${fn}: associations[${i}] must be {name, a, b} with non-empty prompt lists a and b`);
     }
   });
-  const queries = [...(opts.retrievalQueries ?? classNames.map((name) => fillTemplate(templates[0], name)))];
+  const queries = [...(opts.retrievalQueries ?? classNames.map((name) => fillPrompt(templates[0], name)))];
   if (queries.length === 0) throw new Error(`${fn}: retrievalQueries must not be empty`);
 
   // ---- The images: read, grouped and encoded (./audit_images.ts).

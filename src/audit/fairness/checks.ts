@@ -43,21 +43,6 @@ export function checkClassIndex(fn: string, name: string, c: unknown): number {
   return c;
 }
 
-export function checkPositiveInt(fn: string, name: string, n: unknown): number {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) throw new RangeError(`${fn}: ${name} must be a positive integer, got ${String(n)}`);
-  return n;
-}
-
-export function checkSeed(fn: string, seed: unknown): number {
-  if (typeof seed !== "number" || !Number.isInteger(seed) || seed < 0) throw new RangeError(`${fn}: seed must be an integer >= 0, got ${String(seed)}`);
-  return seed;
-}
-
-export function checkProbability(fn: string, name: string, p: unknown): number {
-  if (typeof p !== "number" || !(p >= 0 && p <= 1)) throw new RangeError(`${fn}: ${name} must be a number in [0, 1], got ${String(p)}`);
-  return p;
-}
-
 /** A float32 [N, D] tensor with finite values; returns its values (read once). */
 export function checkEmbeddings(fn: string, name: string, t: unknown, what = "[N, D]"): Float32Array {
   if (!(t instanceof tf.Tensor)) throw new TypeError(`${fn}: ${name} must be a tf.Tensor2D ${what}, got ${typeof t}`);

@@ -9,7 +9,8 @@
  *   label" probe of CLIP's §7, Radford et al. 2021, https://arxiv.org/abs/2103.00020).
  * With `{ bootstrap: B }` a metric returns `{ value, ci95 }` from B resamples stratified by group.
  */
-import { bootstrapCi, type Estimate } from "./bootstrap";
+import { bootstrapCi } from "../../eval/bootstrap";
+import type { Estimate } from "../../eval/intervals";
 import { checkClassIds, checkClassIndex, checkGroups, membersOf } from "./checks";
 
 export interface GroupMetricOptions {

@@ -7,7 +7,9 @@
  * bootstrap interval (stratified by group) and a one-sided permutation p-value (group labels
  * shuffled across images, or within the given strata, e.g. classes). Plain JS over predictions.
  */
-import { bootstrapCi, bootstrapMean, permutationTest, type Estimate } from "./bootstrap";
+import { bootstrapCi, bootstrapMean } from "../../eval/bootstrap";
+import type { Estimate } from "../../eval/intervals";
+import { permutationTest } from "./permutation";
 import { checkGroups } from "./checks";
 
 export interface GroupTableRow {

@@ -12,7 +12,8 @@
  * the group of each item in rank order (best first). The desired distribution defaults to the
  * groups' shares in the whole ranked list, so a random ranking scores about 0.
  */
-import { checkGroups, checkPositiveInt } from "./checks";
+import { checkGroups } from "./checks";
+import { checkPositiveInt } from "../../util/checks";
 
 function checkRanking(fn: string, rankedGroups: readonly string[], k: number): string[] {
   const groups = checkGroups(fn, "rankedGroups", rankedGroups, undefined, 1);

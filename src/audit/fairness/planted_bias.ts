@@ -20,7 +20,7 @@ import type { LabelledImages } from "../../data/fashion_mnist";
 import { CaptionSet, type CaptionSpec } from "../../data/captions";
 import type { PreparedSet } from "../../data/prepared";
 import { Random } from "../../util/random";
-import { checkProbability, checkSeed } from "./checks";
+import { checkProbability, checkSeed } from "../../util/checks";
 
 export const FRAMED = "framed";
 export const PLAIN = "plain";

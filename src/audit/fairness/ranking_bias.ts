@@ -30,8 +30,9 @@
  * Everything here is plain JS over numbers; no tensors.
  */
 import { Random } from "../../util/random";
-import { quantileSorted } from "./bootstrap";
-import { checkGroups, checkPositiveInt, checkSeed } from "./checks";
+import { quantileSorted, strataIndices } from "../../eval/bootstrap";
+import { checkGroups } from "./checks";
+import { checkPositiveInt, checkSeed } from "../../util/checks";
 
 /** The two desired distributions. */
 export type RankingTarget = "equalOpportunity" | "demographicParity";
@@ -198,19 +199,6 @@ function checkKs(fn: string, k: number | readonly number[] | undefined, n: numbe
   return [...new Set(list.map((v) => Math.min(v, n)))].sort((a, b) => a - b);
 }
 
-/** Strata as blocks of item indices (one block without strata). */
-function blocksOf(fn: string, strata: readonly (string | number)[] | undefined, n: number): Int32Array[] {
-  if (strata === undefined) return [Int32Array.from({ length: n }, (_, i) => i)];
-  if (!Array.isArray(strata) || strata.length !== n) throw new Error(`${fn}: permuteStrata must have one entry per item (${n}), got ${Array.isArray(strata) ? strata.length : typeof strata}`);
-  const by = new Map<string | number, number[]>();
-  strata.forEach((s, i) => {
-    const l = by.get(s);
-    if (l) l.push(i);
-    else by.set(s, [i]);
-  });
-  return [...by.values()].map((l) => Int32Array.from(l));
-}
-
 /**
  * Berg et al.'s measures for every attribute, k, target and metric, from the query-image
  * similarities [Q, N] (see the file's comment for the method and the intervals).
@@ -236,7 +224,7 @@ export function rankingBias(similarity: ArrayLike<number>, queries: readonly str
   if (resample !== "queries" && resample !== "images") throw new RangeError(`${fn}: resample must be "queries" or "images", got ${JSON.stringify(resample)}`);
   const alpha = opts.alpha ?? 0.05;
   if (!(alpha > 0 && alpha < 1)) throw new RangeError(`${fn}: alpha must be in (0, 1), got ${String(alpha)}`);
-  const blocks = blocksOf(fn, opts.permuteStrata, n);
+  const blocks = strataIndices(fn, "permuteStrata", opts.permuteStrata, n);
   const orders = rankingOrders(similarity, Q, n);
 
   const T = RANKING_TARGETS.length;
@@ -301,14 +289,7 @@ export function rankingBias(similarity: ArrayLike<number>, queries: readonly str
     const hits = new Float64Array(cells);
     const nullSum = new Float64Array(cells);
     for (let r = 0; r < M; r++) {
-      for (const b of blocks) {
-        for (let i = b.length - 1; i > 0; i--) {
-          const j = prng.int(i + 1);
-          const t = shuffled[b[i]];
-          shuffled[b[i]] = shuffled[b[j]];
-          shuffled[b[j]] = t;
-        }
-      }
+      prng.shuffleWithin(shuffled, blocks);
       const m = meanOver(scoreAll(shuffled));
       for (let c = 0; c < cells; c++) {
         nullSum[c] += m[c];

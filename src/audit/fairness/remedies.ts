@@ -17,7 +17,8 @@ import * as tf from "@tensorflow/tfjs";
 import type { LabelledImages } from "../../data/fashion_mnist";
 import type { Batch } from "../../data/batcher";
 import { Random } from "../../util/random";
-import { checkClassIds, checkGroups, checkSeed } from "./checks";
+import { checkClassIds, checkGroups } from "./checks";
+import { checkSeed } from "../../util/checks";
 
 export interface BalancedSample {
   data: LabelledImages;

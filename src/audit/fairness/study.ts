@@ -13,7 +13,7 @@ import { isFashionMnist } from "../../data/sources/fashion_mnist";
 import { CaptionSet } from "../../data/captions";
 import { FRAMED, plantBias, type PlantedBiasOptions, type ResolvedPlantedBias } from "./planted_bias";
 import { runFairnessAudit, type AuditModel, type FairnessAuditOptions, type FairnessAuditResult } from "./audit";
-import type { Estimate } from "./bootstrap";
+import type { Estimate } from "../../eval/intervals";
 import { balancedResample, groupInvarianceRegularizer } from "./remedies";
 import { wordProbeOptions, wordSpuriousDirection, wordSpuriousPairs } from "./word_probes";
 

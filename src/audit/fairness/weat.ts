@@ -13,8 +13,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Random } from "../../util/random";
-import { quantileSorted } from "./bootstrap";
-import { checkEmbeddings, checkPositiveInt, checkSeed } from "./checks";
+import { quantileSorted } from "../../eval/bootstrap";
+import { checkEmbeddings } from "./checks";
+import { checkPositiveInt, checkSeed } from "../../util/checks";
 
 export interface WeatOptions {
   /** Random re-partitions for the p-value (default 10,000). */

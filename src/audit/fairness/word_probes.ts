@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { TextFeatureModel } from "../../eval/encode";
-import { fillTemplate } from "../../eval/zero_shot";
+import { fillPrompt } from "../../text/fill";
 import type { AttributeSets } from "./audit";
 import { spuriousDirectionsFromPrompts } from "./debias";
 import type { Distractor } from "./distractors";
@@ -25,7 +25,7 @@ export interface WordProbes {
 export function wordProbeOptions(word: string, classNames: readonly string[], templates: readonly string[], positiveClass: number): WordProbes {
   const target = classNames[positiveClass];
   if (target === undefined) throw new RangeError(`wordProbeOptions: positiveClass must be an integer in [0, ${classNames.length - 1}], got ${positiveClass}`);
-  const prompts = (list: readonly string[]) => list.flatMap((n) => templates.map((t) => fillTemplate(t, n)));
+  const prompts = (list: readonly string[]) => list.flatMap((n) => templates.map((t) => fillPrompt(t, n)));
   return {
     classNames,
     templates,
@@ -45,7 +45,7 @@ export function wordDistractors(word: string, classNames: readonly string[]): Di
 
 /** Prompt pairs that differ only in `word`, for `spuriousDirectionsFromPrompts`. */
 export function wordSpuriousPairs(word: string, classNames: readonly string[], templates: readonly string[]): [string, string][] {
-  return classNames.flatMap((n) => templates.map((t) => [fillTemplate(t, `${word} ${n}`), fillTemplate(t, n)] as [string, string]));
+  return classNames.flatMap((n) => templates.map((t) => [fillPrompt(t, `${word} ${n}`), fillPrompt(t, n)] as [string, string]));
 }
 
 /** One spurious direction [1, D]: the mean of the pair differences (a single direction keeps the rest of the space). */

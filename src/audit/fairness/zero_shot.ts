@@ -10,10 +10,13 @@ import type { Dataset, SkippedItem } from "../../data/dataset";
 import { preparedStream, expectedItems } from "../../data/stream";
 import { encodeImages, encodeTexts, type FeatureMatrix, type ImageFeatureModel, type TextFeatureModel } from "../../eval/encode";
 import { PLAIN_TEMPLATES } from "../../eval/evaluate_dataset";
-import { fillTemplate, validateTemplates } from "../../eval/zero_shot";
+import { validateTemplates } from "../../eval/zero_shot";
+import { fillPrompt } from "../../text/fill";
 import { resolveTransform, type ImageTransform, type PreprocessCfg } from "../../image/transform";
-import { bootstrapMean, type Estimate } from "./bootstrap";
+import { bootstrapMean } from "../../eval/bootstrap";
+import type { Estimate } from "../../eval/intervals";
 import { projectionDebias } from "./debias";
+import { argmaxRows } from "../../util/argmax";
 
 /** What the audit uses of a model; `Clip` satisfies it. */
 export interface AuditModel extends TextFeatureModel, ImageFeatureModel {
@@ -62,7 +65,7 @@ export function textEmbeddings(model: TextFeatureModel, texts: readonly string[]
 export function classEmbeddings(model: TextFeatureModel, names: readonly string[], templates: readonly string[], opts: TextOptions = {}): tf.Tensor2D {
   validateTemplates(templates, "classEmbeddings");
   const P = templates.length;
-  const prompts = names.flatMap((n) => templates.map((t) => fillTemplate(t, n)));
+  const prompts = names.flatMap((n) => templates.map((t) => fillPrompt(t, n)));
   const f = encodeTexts(model, prompts, { tokenizer: opts.tokenizer, normalize: true });
   return tf.tidy(() => {
     const e = tf.tensor3d(f.values, [names.length, P, f.dim]); // [C, P, D]
@@ -82,13 +85,7 @@ export function predictClasses(feats: tf.Tensor2D, w: tf.Tensor2D): Int32Array {
   const [n] = feats.shape;
   const c = w.shape[0];
   const sim = tf.tidy(() => tf.matMul(feats, w, false, true).dataSync() as Float32Array); // [n, C]
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (sim[i * c + j] > sim[i * c + best]) best = j;
-    out[i] = best;
-  }
-  return out;
+  return argmaxRows(sim, n, c);
 }
 
 /** Every item's label, checked against the classes: an item without one is an error naming its key. */

@@ -54,6 +54,9 @@ import { checkLabelledDataset, resolveClassPrompts } from "./classes";
 import { previewPixels } from "./preview";
 import { readLabelledSet } from "./read";
 import { ATTACK_NAMES, type AttackName, type CorruptionPreview, type CorruptionRow, type CorruptionSummary, type ImageSetMetrics, type ResolvedAuditOptions, type RobustnessAuditOptions, type RobustnessResult } from "./types";
+import { checkPositiveInt, checkSeed } from "../../util/checks";
+import { fillPrompt } from "../../text/fill";
+import { argmaxRows } from "../../util/argmax";
 
 export type * from "./types";
 export { ATTACK_NAMES } from "./types";
@@ -94,10 +97,6 @@ function show(v: unknown): string {
   return JSON.stringify(v) ?? String(v);
 }
 
-function positiveInt(name: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw new RangeError(`auditRobustness: ${name} must be a positive integer, got ${show(v)}`);
-  return v;
-}
 
 function epsGrid(name: string, v: unknown): number[] {
   if (!Array.isArray(v)) throw new TypeError(`auditRobustness: ${name} must be an array of budgets >= 0, got ${show(v)}`);
@@ -118,7 +117,7 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
     if (!OPTION_KEYS.includes(k)) throw new RangeError(`auditRobustness: unknown option ${JSON.stringify(k)}; valid options: ${OPTION_KEYS.join(", ")}`);
   }
   const d = ROBUSTNESS_DEFAULTS;
-  const pgdSteps = positiveInt("pgdSteps", input.pgdSteps ?? d.pgdSteps);
+  const pgdSteps = checkPositiveInt("auditRobustness", "pgdSteps", input.pgdSteps ?? d.pgdSteps);
   const given = input.corruptions ?? [DEFAULT_CORRUPTION_SET];
   if (!Array.isArray(given)) throw new TypeError(`auditRobustness: corruptions must be an array of corruption and set names (${listCorruptions().join(", ")})`);
   const corruptions = resolveCorruptions(given, "auditRobustness: corruptions");
@@ -138,8 +137,7 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
   }
   const tolerance = input.tolerance ?? d.tolerance;
   if (typeof tolerance !== "number" || !(tolerance >= 0 && tolerance < 1)) throw new RangeError(`auditRobustness: tolerance must be in [0, 1), got ${show(tolerance)}`);
-  const seed = input.seed ?? d.seed;
-  if (typeof seed !== "number" || !Number.isInteger(seed) || seed < 0) throw new RangeError(`auditRobustness: seed must be a non-negative integer, got ${show(seed)}`);
+  const seed = checkSeed("auditRobustness", input.seed ?? d.seed);
   const examples = input.examples ?? d.examples;
   if (typeof examples !== "number" || !Number.isInteger(examples) || examples < 0) throw new RangeError(`auditRobustness: examples must be an integer >= 0, got ${show(examples)}`);
   const targeted = input.targeted ?? d.targeted;
@@ -150,22 +148,22 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
     if (input[k] !== undefined && typeof input[k] !== "function") throw new TypeError(`auditRobustness: ${k} must be a function`);
   }
   return {
-    limit: positiveInt("limit", input.limit ?? d.limit),
-    attackLimit: positiveInt("attackLimit", input.attackLimit ?? d.attackLimit),
+    limit: checkPositiveInt("auditRobustness", "limit", input.limit ?? d.limit),
+    attackLimit: checkPositiveInt("auditRobustness", "attackLimit", input.attackLimit ?? d.attackLimit),
     corruptions,
     attacks: ATTACK_NAMES.filter((a) => attacks.includes(a)),
     severities: [...new Set(severities)].sort(),
     linfEps: epsGrid("linfEps", input.linfEps ?? d.linfEps),
     l2Eps: epsGrid("l2Eps", input.l2Eps ?? d.l2Eps),
     pgdSteps,
-    apgdSteps: positiveInt("apgdSteps", input.apgdSteps ?? d.apgdSteps),
-    apgdRestarts: positiveInt("apgdRestarts", input.apgdRestarts ?? d.apgdRestarts),
-    apgdTargets: positiveInt("apgdTargets", input.apgdTargets ?? d.apgdTargets),
-    moreSteps: positiveInt("moreSteps", input.moreSteps ?? 2 * pgdSteps),
+    apgdSteps: checkPositiveInt("auditRobustness", "apgdSteps", input.apgdSteps ?? d.apgdSteps),
+    apgdRestarts: checkPositiveInt("auditRobustness", "apgdRestarts", input.apgdRestarts ?? d.apgdRestarts),
+    apgdTargets: checkPositiveInt("auditRobustness", "apgdTargets", input.apgdTargets ?? d.apgdTargets),
+    moreSteps: checkPositiveInt("auditRobustness", "moreSteps", input.moreSteps ?? 2 * pgdSteps),
     stepSizeFactor,
     targeted,
     examples,
-    batchSize: input.batchSize === undefined ? undefined : positiveInt("batchSize", input.batchSize),
+    batchSize: input.batchSize === undefined ? undefined : checkPositiveInt("auditRobustness", "batchSize", input.batchSize),
     seed,
     tolerance,
     classNames: stringList("classNames", input.classNames),
@@ -174,17 +172,6 @@ export function resolveAuditOptions(input: RobustnessAuditOptions = {}): Resolve
     onSkip: input.onSkip,
     onProgress: input.onProgress,
   };
-}
-
-/** Index of the first maximum of each row of a [rows, c] array. */
-function argmaxRows(values: ArrayLike<number>, rows: number, c: number): Int32Array {
-  const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (values[r * c + j] > values[r * c + best]) best = j;
-    out[r] = best;
-  }
-  return out;
 }
 
 /** [0, 1] pixels of images [start, end) of a batch source. */
@@ -261,7 +248,7 @@ function auditPrepared(model: AuditModel, set: PreparedSet, o: ResolvedAuditOpti
   const scale = l2Scale(inputValues);
   const labels = Int32Array.from(set.labels);
   const numClasses = classNames.length;
-  const shortCaption = (c: number) => templates[0].split("{}").join(classNames[c]);
+  const shortCaption = (c: number) => fillPrompt(templates[0], classNames[c]);
 
   const classifier = zeroShotClassifier(model, classNames, templates);
   const weights = tf.keep(tf.clone(classifier.weights)); // [C, D]

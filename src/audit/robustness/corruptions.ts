@@ -34,6 +34,7 @@ import { CLIPLAB_CORRUPTIONS } from "./corruptions_cliplab";
 import { IMAGENET_C_NOISE_BLUR } from "./imagenet_c_noise_blur";
 import { IMAGENET_C_WEATHER } from "./imagenet_c_weather";
 import { IMAGENET_C_DIGITAL } from "./imagenet_c_digital";
+import { checkSeed } from "../../util/checks";
 
 export type { Severity, CorruptionSpec, CorruptionParameter, CorruptionSetName } from "./corruption_spec";
 export { CORRUPTION_SETS, IMAGENET_C_SIDE } from "./corruption_spec";
@@ -149,12 +150,6 @@ export function checkImages01(fn: string, images01: unknown): Float32Array {
   return data;
 }
 
-function checkSeed(fn: string, seed: unknown): number {
-  if (typeof seed !== "number" || !Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) {
-    throw new RangeError(`${fn}: seed must be a non-negative integer, got ${JSON.stringify(seed) ?? String(seed)}`);
-  }
-  return seed;
-}
 
 /**
  * `images01` RGB [B, H, W, 3] (values in [0, 1], any size) with corruption `name` at `severity`

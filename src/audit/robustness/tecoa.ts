@@ -31,6 +31,7 @@ import { appliedEps } from "./budgets";
 import { checkLabelledDataset, resolveClassPrompts } from "./classes";
 import { zeroShotLoss, zeroShotLogits01 } from "./objective";
 import { readLabelledSet } from "./read";
+import { argmaxAt } from "../../util/argmax";
 
 export interface TecoaOptions {
   /** Optimisation steps. */
@@ -199,9 +200,7 @@ export async function tecoaFineTune(
         const values = logits.dataSync();
         logits.dispose();
         labels.forEach((y, b) => {
-          let best = 0;
-          for (let j = 1; j < c; j++) if (values[b * c + j] > values[b * c + best]) best = j;
-          if (best === y) correct++;
+          if (argmaxAt(values, b * c, c) === y) correct++;
         });
         const { value, grads } = tf.variableGrads(() => tf.div(lossFn(adv), labels.length) as tf.Scalar, vars);
         loss = value.dataSync()[0];

@@ -5,7 +5,7 @@
  */
 import type { ReportBlock, ReportSection, TableCell } from "../types";
 import type { Figure } from "../../viz/figure";
-import type { Estimate } from "../../audit/fairness/bootstrap";
+import type { Estimate } from "../../eval/intervals";
 import type { FairnessAuditResult, ProbeResult } from "../../audit/fairness/audit";
 import { TARGET_NAMES, attributeTableBlocks, barFigure, ci, fmt, pFmt, rankingBlocks } from "./fairness_tables";
 

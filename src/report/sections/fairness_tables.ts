@@ -7,7 +7,7 @@
  */
 import type { ReportBlock, TableCell } from "../types";
 import type { Figure } from "../../viz/figure";
-import type { Estimate } from "../../audit/fairness/bootstrap";
+import type { Estimate } from "../../eval/intervals";
 import type { AttributeTable } from "../../audit/fairness/group_table";
 import { RANKING_TARGET_CODES, type RankingBiasResult, type RankingMeasure, type RankingTarget } from "../../audit/fairness/ranking_bias";
 

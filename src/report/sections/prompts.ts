@@ -77,8 +77,8 @@ export function promptStudySection(result: PromptStudyResult): ReportSection {
       `Zero-shot classification of ${result.classNames.length} classes on ${result.n.test} test images of ${result.datasets.test} with ${result.templates.length} prompt templates ` +
       `(logit scale ${result.logitScale.toFixed(2)}). Single templates reach ${(100 * s.top1.mean).toFixed(2)}% top-1 on average ` +
       `(std ${(100 * s.top1.std).toFixed(2)}, worst ${(100 * s.top1.min).toFixed(2)}%: ${JSON.stringify(s.worst.template)}, best ${(100 * s.top1.max).toFixed(2)}%: ${JSON.stringify(s.best.template)}). ` +
-      `The ensemble of all templates reaches ${(100 * s.ensemble.top1).toFixed(2)}%, a gain of ${pts(g.mean)} points over the mean single template ` +
-      `(paired bootstrap ${Math.round(g.level * 100)}% interval ${pts(g.low)} to ${pts(g.high)}, ${g.samples} resamples of the test images).\n\n` +
+      `The ensemble of all templates reaches ${(100 * s.ensemble.top1).toFixed(2)}%, a gain of ${pts(g.value)} points over the mean single template ` +
+      `(paired bootstrap 95% interval ${pts(g.ci95[0])} to ${pts(g.ci95[1])}, ${s.bootstrapResamples} resamples of the test images).\n\n` +
       `Templates, weights, the linear probe's penalty and the fitted temperature are all chosen on ${result.n.validation} validation images carved from the training split (${result.datasets.train}); the test split is only scored.` +
       (result.n.skipped ? ` ${result.n.skipped} unreadable image${result.n.skipped === 1 ? " was" : "s were"} skipped.` : ""),
   });
@@ -92,7 +92,7 @@ export function promptStudySection(result: PromptStudyResult): ReportSection {
         ["worst single template", pct(s.top1.min), pct(s.top5.min)],
         ["best single template (on test)", pct(s.top1.max), pct(s.top5.max)],
         ["ensemble of all templates", pct(s.ensemble.top1), pct(s.ensemble.top5)],
-        [`ensemble gain, points (${Math.round(g.level * 100)}% CI ${pts(g.low)} .. ${pts(g.high)})`, pct(g.mean), null],
+        [`ensemble gain, points (95% CI ${pts(g.ci95[0])} .. ${pts(g.ci95[1])})`, pct(g.value), null],
       ],
       "Prompt sensitivity over the template pool.",
     ),
