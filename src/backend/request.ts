@@ -1,7 +1,7 @@
 /**
  * What `initBackend` is asked for: the backend (`initBackend({prefer})`, which wins over
  * `CLIPLAB_BACKEND=tensorflow|wasm|cpu`, else the automatic order), the compute threads
- * (`threads` / CLIPLAB_THREADS, 1..8, default 2 or the cores if fewer) and the native BLAS kernels
+ * (`threads` / CLIPLAB_THREADS, 1..8, default 1) and the native BLAS kernels
  * (`blas`). Each value is checked here; an invalid one is a one-line Error naming where it came
  * from and the valid values.
  */
@@ -12,7 +12,7 @@ export type BackendName = "tensorflow" | "wasm" | "cpu";
 export interface InitOptions {
   /** Backend to force (else CLIPLAB_BACKEND, else the automatic order). */
   prefer?: BackendName;
-  /** Compute threads, 1..8 (else CLIPLAB_THREADS, else 2 or the cores if fewer): the WASM pool and the BLAS. */
+  /** Compute threads, 1..8 (else CLIPLAB_THREADS, else 1): the WASM pool and the BLAS. */
   threads?: number;
   /** Native BLAS matrix kernels on the wasm backend when a BLAS loads (default true; CLIPLAB_BLAS=off also turns them off). */
   blas?: boolean;
@@ -34,16 +34,17 @@ export interface Request {
 }
 
 /**
- * Default thread count when neither `opts.threads` nor CLIPLAB_THREADS is given: 2, or the logical
- * cores if fewer. With the native BLAS and fused kernels the default recipe's step is mostly sgemm
- * and fused C loops, which split across cores: measured on the quiet 2-core VM, `cliplab train`
- * (936 steps) took 230.6 s of training at 1 thread (520 pairs/s) and 153.9 s at 2 (779 pairs/s),
- * zero-shot 88.19% and 88.35% (bench/RESULTS.md). On a machine other jobs keep busy, 1 thread can
- * be faster (a pool thread waits for a core): CLIPLAB_THREADS=1. More than 2 is opt-in (it did not
- * pay on the machines this was measured on, and each thread costs a worker isolate, ~10 MB RSS).
+ * Default thread count when neither `opts.threads` nor CLIPLAB_THREADS is given: 1. Measured on
+ * the quiet 2-core VM (2026-12-02, native BLAS and fused kernels on): `cliplab train`, 936 steps of
+ * the default recipe, trained in 103.9 s at 1 thread (1153 pairs/s, 88.31% zero-shot) and 153.9 s at
+ * 2 (779 pairs/s, 88.35%); the training-step bench gives the same order (1110 against 822 pairs/s at
+ * batch 128). The second thread is shared by three pools (XNNPACK's, OpenBLAS's, the fused
+ * kernels' OpenMP), whose hand-offs cost more than the split gains at these sizes. Inference of
+ * real-size models does gain from 2 (`npm run bench -- --only=inference` runs with 2): ask for it
+ * with CLIPLAB_THREADS=2 or `initBackend({ threads: 2 })`.
  */
 function defaultThreads(): number {
-  return Math.max(1, Math.min(2, logicalCores()));
+  return 1;
 }
 
 export function logicalCores(): number {
