@@ -24,13 +24,13 @@
  * `batchSize`, and `evaluate` reads the test set a batch at a time.
  */
 import * as tf from "@tensorflow/tfjs";
-import { PLACEHOLDER, fillPrompt } from "../text/fill";
+import { fillPrompt } from "../text/fill";
 import { l2NormalizeRows } from "../util/tensor";
 import { checkLabels, checkMatrix, checkScalar, fmtShape } from "./checks";
 import { argmaxAt } from "../util/argmax";
 import { checkPositiveInt } from "../util/checks";
 import { encodeTexts, type FeatureMatrix } from "./encode";
-import { checkPromptsFit } from "../text/templates";
+import { checkPromptsFit, checkTemplates } from "../text/templates";
 
 /** The image side of a CLIP model: what a classifier needs once its weights exist. */
 export interface ZeroShotImageModel {
@@ -126,25 +126,6 @@ export interface ZeroShotClassifier {
 
 const DEFAULT_BATCH_SIZE = 256;
 
-function countPlaceholders(template: string): number {
-  return template.split(PLACEHOLDER).length - 1;
-}
-
-/** Throws (one line, naming the template) unless every template has exactly one "{}". */
-export function validateTemplates(templates: readonly string[], fn = "zeroShotClassifier"): void {
-  if (!Array.isArray(templates) || templates.length === 0) {
-    throw new Error(`${fn}: templates must be a non-empty array of strings containing "{}"`);
-  }
-  templates.forEach((t, i) => {
-    if (typeof t !== "string") throw new TypeError(`${fn}: template ${i} is not a string (${typeof t})`);
-    const n = countPlaceholders(t);
-    if (n !== 1) {
-      // JSON.stringify keeps a template with a newline on one line.
-      throw new Error(`${fn}: template ${i} ${JSON.stringify(t)} must contain exactly one "{}" (where the class name goes), found ${n}`);
-    }
-  });
-}
-
 /**
  * CLIP's prompt ensemble: embeddings [C, P, D] (P prompts per class, unnormalised) ->
  * [C, D] with row c = n(mean_p n(embeddings[c, p])). Like the reference, no eps: a zero
@@ -223,7 +204,7 @@ export function zeroShotClassifier(
   classNames.forEach((name, i) => {
     if (typeof name !== "string") throw new TypeError(`${fn}: class name ${i} is not a string (${typeof name})`);
   });
-  validateTemplates(templates, fn);
+  checkTemplates(templates, fn, { allowDuplicates: true });
   const batchSize = checkPositiveInt(fn, "batchSize", opts.batchSize ?? DEFAULT_BATCH_SIZE);
   const contextLength = model.config.text_cfg.context_length;
   if (opts.tokenizer !== undefined && typeof opts.tokenizer !== "function") {

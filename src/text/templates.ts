@@ -38,9 +38,10 @@ export function listTemplateSets(): string[] {
 
 /**
  * Throws (one line naming `where` and the template) unless `templates` is a non-empty array of
- * distinct strings, each with exactly one "{}".
+ * strings, each with exactly one "{}", and (unless `allowDuplicates`: an ensemble may weight a
+ * template by repeating it) distinct. Template files are checked without duplicates.
  */
-export function checkTemplates(templates: unknown, where: string): string[] {
+export function checkTemplates(templates: unknown, where: string, { allowDuplicates = false } = {}): string[] {
   if (!Array.isArray(templates) || templates.length === 0) {
     throw new Error(`${where}: templates must be a non-empty array of strings with one "{}" each`);
   }
@@ -49,9 +50,10 @@ export function checkTemplates(templates: unknown, where: string): string[] {
     if (typeof t !== "string") throw new TypeError(`${where}: template ${i} is not a string (${JSON.stringify(t)})`);
     const n = t.split(PLACEHOLDER).length - 1;
     if (n !== 1) {
+      // JSON.stringify keeps a template with a newline on one line.
       throw new Error(`${where}: template ${i} ${JSON.stringify(t)} must contain exactly one "{}" (where the class name goes), found ${n}`);
     }
-    if (seen.has(t)) throw new Error(`${where}: template ${i} ${JSON.stringify(t)} appears twice`);
+    if (!allowDuplicates && seen.has(t)) throw new Error(`${where}: template ${i} ${JSON.stringify(t)} appears twice`);
     seen.add(t);
   });
   return templates.slice() as string[];

@@ -6,10 +6,10 @@ import {
   classifierFromWeights,
   ensembleWeights,
   ensembleWeightsPerClass,
-  validateTemplates,
   zeroShotClassifier,
 } from "../../src/eval/zero_shot";
 import { fillPrompt } from "../../src/text/fill";
+import { checkTemplates } from "../../src/text/templates";
 import { assertAllClose, assertNoLeak, dot, fakeClip, flatPixels, imagePixels, normalize, softmax, useTestBackend } from "./fake_clip";
 
 const CLASSES = ["cat", "dog", "car"];
@@ -76,6 +76,7 @@ describe("ensembleWeights", () => {
 
 describe("templates", () => {
   it("need exactly one {}; the error names the template on one line", () => {
+    const validateTemplates = (t: readonly string[]) => checkTemplates(t, "zeroShotClassifier", { allowDuplicates: true });
     assert.throws(() => validateTemplates(["a photo of a {}.", "no placeholder"]), {
       message: 'zeroShotClassifier: template 1 "no placeholder" must contain exactly one "{}" (where the class name goes), found 0',
     });
@@ -89,6 +90,11 @@ describe("templates", () => {
       assert.ok(!(err as Error).message.includes("\n"), "one line");
       assert.match((err as Error).message, /"line one\\nline two"/);
     }
+  });
+
+  it("an ensemble may repeat a template (it weights it); a template file may not", () => {
+    assert.deepEqual(checkTemplates(["a {}", "a {}"], "zeroShotClassifier", { allowDuplicates: true }), ["a {}", "a {}"]);
+    assert.throws(() => checkTemplates(["a {}", "a {}"], "set.json"), /^Error: set\.json: template 1 "a \{\}" appears twice$/);
   });
 
   it("zeroShotClassifier validates before encoding anything", () => {

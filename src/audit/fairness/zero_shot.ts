@@ -10,8 +10,8 @@ import type { Dataset, SkippedItem } from "../../data/dataset";
 import { preparedStream, expectedItems } from "../../data/stream";
 import { encodeImages, encodeTexts, type FeatureMatrix, type ImageFeatureModel, type TextFeatureModel } from "../../eval/encode";
 import { PLAIN_TEMPLATES } from "../../eval/evaluate_dataset";
-import { validateTemplates } from "../../eval/zero_shot";
 import { fillPrompt } from "../../text/fill";
+import { checkTemplates } from "../../text/templates";
 import { resolveTransform, type ImageTransform, type PreprocessCfg } from "../../image/transform";
 import { bootstrapMean } from "../../eval/bootstrap";
 import type { Estimate } from "../../eval/intervals";
@@ -47,7 +47,7 @@ export function auditPrompts(fn: string, ds: Dataset, opts: { classNames?: reado
   if (!classNames || classNames.length === 0) throw new RangeError(`${fn}: ${ds.spec} has no class names; pass classNames (cliplab: --classnames FILE)`);
   if (!Array.isArray(classNames) || classNames.length < 2) throw new RangeError(`${fn}: classNames must list at least two class names`);
   const templates = opts.templates ?? ds.templates ?? PLAIN_TEMPLATES;
-  validateTemplates(templates, fn);
+  checkTemplates(templates, fn, { allowDuplicates: true });
   return { classNames, templates };
 }
 
@@ -63,7 +63,7 @@ export function textEmbeddings(model: TextFeatureModel, texts: readonly string[]
 
 /** Unit-norm prompt-ensembled class embeddings [C, D], projection-debiased if directions are given. */
 export function classEmbeddings(model: TextFeatureModel, names: readonly string[], templates: readonly string[], opts: TextOptions = {}): tf.Tensor2D {
-  validateTemplates(templates, "classEmbeddings");
+  checkTemplates(templates, "classEmbeddings", { allowDuplicates: true });
   const P = templates.length;
   const prompts = names.flatMap((n) => templates.map((t) => fillPrompt(t, n)));
   const f = encodeTexts(model, prompts, { tokenizer: opts.tokenizer, normalize: true });
