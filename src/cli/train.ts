@@ -15,7 +15,7 @@ import { DATA_OPTIONS, DATA_USAGE, SkipLog, dataSpec, openDataFromFlags } from "
 
 export const TRAIN_USAGE =
   "usage: cliplab train [--model PRESET|config.json] [--init CHECKPOINT] [--epochs N] [--max-steps N] [--batch-size B] [--lr LR] [--loss infonce|siglip] [--seed S] [--data SPEC] [--val-data SPEC] [--out runs/NAME] [--resume] [--time-limit SECONDS] [--augment] [--json]\n" +
-  "  fine-tuning (open_clip's flags): [--lock-image] [--lock-image-unlocked-groups N] [--lock-text] [--lock-text-unlocked-layers N] [--accum-freq K] [--grad-checkpointing]\n" +
+  "  fine-tuning (open_clip's flags): [--lock-image] [--lock-image-unlocked-groups N] [--lock-text] [--lock-text-unlocked-layers N] [--accum-freq K] [--grad-checkpointing] (default: on when the run would not fit without it)\n" +
   `  schedule and optimizer: [--lr-scheduler ${LR_SCHEDULERS.join("|")}] [--warmup STEPS] [--epochs-cooldown N] [--lr-cooldown-end LR] [--lr-cooldown-power P] [--wd WD] [--beta1 B1] [--beta2 B2] [--eps EPS]\n` +
   `  data flags: ${DATA_USAGE}\n` +
   "  --data defaults to Fashion-MNIST's training split (validation: its test split); any other source trains with its own captions, or captions made from its class names.\n" +
@@ -67,7 +67,7 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
       "lock-text": { type: "boolean", default: false },
       "lock-text-unlocked-layers": { type: "string" },
       "accum-freq": { type: "string" },
-      "grad-checkpointing": { type: "boolean", default: false },
+      "grad-checkpointing": { type: "boolean" },
       loss: { type: "string" },
       seed: { type: "string" },
       "val-data": { type: "string" },
@@ -122,7 +122,8 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     lockText: values["lock-text"],
     lockTextUnlockedLayers: intOption("lock-text-unlocked-layers", values["lock-text-unlocked-layers"], 0),
     accumFreq: intOption("accum-freq", values["accum-freq"]),
-    gradCheckpointing: values["grad-checkpointing"],
+    // Absent: the trainer turns it on when the run would not fit without it (and says so).
+    gradCheckpointing: values["grad-checkpointing"] ? true : ("auto" as const),
     loss: values.loss as "infonce" | "siglip" | undefined,
     seed,
     dataDir: fashion ? spec.slice("fashion-mnist:".length) || undefined : undefined,
@@ -144,7 +145,8 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
       onStart: (s) =>
         io.err(
           `training ${s.trainedParams === s.params ? "" : `${s.trainedParams.toLocaleString("en")} of `}${s.params.toLocaleString("en")} parameters for ${s.totalSteps} steps (${s.stepsPerEpoch} per epoch)` +
-            `${values.init && !s.startStep ? ` from ${values.init}` : ""}${s.startStep ? `, resuming at step ${s.startStep}` : ""}`,
+            `${values.init && !s.startStep ? ` from ${values.init}` : ""}${s.startStep ? `, resuming at step ${s.startStep}` : ""}` +
+            `${s.gradCheckpointing === "auto" ? "; gradient checkpointing on (without it the run would not fit in memory)" : ""}`,
         ),
       onStep: (e) => {
         const done = e.step + 1;

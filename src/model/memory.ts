@@ -345,20 +345,41 @@ export interface TrainingMemoryOptions {
  */
 export const TRAINING_MEMORY_MARGIN = 1.1;
 
-/**
- * Refuses AdamW training of `config` that will not fit, before the optimizer exists (see
- * `assertFitsInMemory`); `name` names the model in the message. `modelLoaded`: the weights are
- * already allocated (checked after the model is built or loaded); `ceiling` and `kernels` default
- * to the running engine's. The refusal ends with the
- * open_clip flags that would fit, each with its estimate: --grad-checkpointing, --lock-image,
- * --lock-text, and the same global batch as --batch-size B/K --accum-freq K.
- */
-export function assertTrainingFits(config: ClipConfig, opts: TrainingMemoryOptions, name: string, { modelLoaded = false, ceiling, kernels }: { modelLoaded?: boolean; ceiling?: MemoryCeiling; kernels?: KernelPath } = {}): void {
+/** Where a training run is checked: `ceiling` and `kernels` default to the running engine's. */
+export interface TrainingFitContext {
+  /** The model's weights are already allocated (checked after the model is built or loaded). */
+  modelLoaded?: boolean;
+  ceiling?: MemoryCeiling;
+  kernels?: KernelPath;
+}
+
+function trainingFit(config: ClipConfig, { modelLoaded = false, ceiling, kernels }: TrainingFitContext) {
   const limit = ceiling ?? memoryCeiling();
   const estimateFor = (o: TrainingMemoryOptions) =>
     estimateMemory(config, { mode: "training", batch: o.batchSize, optimizer: "adamw", lockImage: o.lockImage, lockText: o.lockText, gradCheckpointing: o.gradCheckpointing, kernels });
   // A loaded model's weights (and on XNNPACK their packed copies) are already in memoryCeiling().inUse.
   const fits = (e: MemoryEstimate) => TRAINING_MEMORY_MARGIN * e.total - (modelLoaded ? e.weights + e.packedWeights : 0) <= limit.free;
+  return { estimateFor, fits, limit };
+}
+
+/**
+ * The trainer's `gradCheckpointing: "auto"`: true when the run does not fit without gradient
+ * checkpointing and does with it (the gradients are the same either way; only time is spent).
+ */
+export function trainingNeedsCheckpointing(config: ClipConfig, opts: TrainingMemoryOptions, where: TrainingFitContext = {}): boolean {
+  const { estimateFor, fits } = trainingFit(config, where);
+  return !fits(estimateFor({ ...opts, gradCheckpointing: false })) && fits(estimateFor({ ...opts, gradCheckpointing: true }));
+}
+
+/**
+ * Refuses AdamW training of `config` that will not fit, before the optimizer exists (see
+ * `assertFitsInMemory`); `name` names the model in the message. `modelLoaded`: the weights are
+ * already allocated (see `TrainingFitContext`). The refusal ends with the
+ * open_clip flags that would fit, each with its estimate: --grad-checkpointing, --lock-image,
+ * --lock-text, and the same global batch as --batch-size B/K --accum-freq K.
+ */
+export function assertTrainingFits(config: ClipConfig, opts: TrainingMemoryOptions, name: string, where: TrainingFitContext = {}): void {
+  const { estimateFor, fits, limit } = trainingFit(config, where);
   const estimate = estimateFor(opts);
   if (fits(estimate)) return;
   const alternatives: string[] = [];

@@ -64,8 +64,12 @@ export interface TrainOptions {
    * feature caching, so the step's contrastive batch is K * batchSize (see step.ts).
    */
   accumFreq: number;
-  /** Recompute each transformer block in the backward pass instead of keeping its activations. */
-  gradCheckpointing: boolean;
+  /**
+   * Recompute each transformer block in the backward pass instead of keeping its activations.
+   * "auto" (the default): on exactly when the run would not fit the engine's memory without it and
+   * does with it (`trainingNeedsCheckpointing`; the gradients are bit-identical, only time is spent).
+   */
+  gradCheckpointing: boolean | "auto";
   /** The learning-rate schedule after warm-up. */
   lrScheduler: LrSchedulerName;
   /** const-cooldown: epochs of cooldown at the end (required by that scheduler). */
@@ -114,7 +118,7 @@ export const TRAIN_DEFAULTS: TrainOptions = {
   lockText: false,
   lockTextUnlockedLayers: 0,
   accumFreq: 1,
-  gradCheckpointing: false,
+  gradCheckpointing: "auto",
   lrScheduler: "cosine",
   lrCooldownEnd: 0,
   lrCooldownPower: 1,
@@ -145,8 +149,11 @@ export function resolveTrainOptions(input: Partial<TrainOptions>): TrainOptions 
   if (o.loss !== "infonce" && o.loss !== "siglip") throw new RangeError(`train: loss must be "infonce" or "siglip", got ${JSON.stringify(o.loss)}`);
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new RangeError(`train: timeLimitSeconds must be > 0, got ${o.timeLimitSeconds}`);
   if (o.resume && !o.outDir) throw new RangeError("train: resume needs outDir (where the checkpoint is)");
-  for (const k of ["lockImage", "lockText", "gradCheckpointing"] as const) {
+  for (const k of ["lockImage", "lockText"] as const) {
     if (typeof o[k] !== "boolean") throw new RangeError(`train: ${k} must be true or false, got ${JSON.stringify(o[k])}`);
+  }
+  if (typeof o.gradCheckpointing !== "boolean" && o.gradCheckpointing !== "auto") {
+    throw new RangeError(`train: gradCheckpointing must be true, false or "auto", got ${JSON.stringify(o.gradCheckpointing)}`);
   }
   nonNegativeInt("lockImageUnlockedGroups", o.lockImageUnlockedGroups);
   nonNegativeInt("lockTextUnlockedLayers", o.lockTextUnlockedLayers);

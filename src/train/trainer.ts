@@ -17,7 +17,7 @@ import { DataError, type Dataset, type SkippedItem } from "../data/dataset";
 import { isFashionMnist } from "../data/sources/fashion_mnist";
 import type { AugmentationCfg } from "../image/augment";
 import { modelTransform } from "../model/config";
-import { assertTrainingFits } from "../model/memory";
+import { assertTrainingFits, trainingNeedsCheckpointing } from "../model/memory";
 import { presetNameOf } from "../model/registry";
 import { tokenizeToIds, packTokens } from "../text/tokenize";
 
@@ -70,7 +70,8 @@ export interface EpochEvent {
 
 export interface TrainCallbacks {
   /** `params`: the model's parameters; `trainedParams`: those the optimizer updates (fewer with locked towers). */
-  onStart?(info: { totalSteps: number; stepsPerEpoch: number; startStep: number; params: number; trainedParams: number; model: Clip }): void;
+  /** `gradCheckpointing`: whether it is on, and "auto" when the trainer turned it on to fit the memory. */
+  onStart?(info: { totalSteps: number; stepsPerEpoch: number; startStep: number; params: number; trainedParams: number; model: Clip; gradCheckpointing: boolean | "auto" }): void;
   onStep?(event: StepEvent): void;
   onEpochEnd?(event: EpochEvent): void;
   onCheckpoint?(file: string, step: number): void;
@@ -163,9 +164,11 @@ export async function trainClip(
   } else {
     clip = opts.init ? await initialModel(opts.init, input.model) : Clip.create(opts.model, { seed: opts.seed });
   }
-  // Refused here, before the optimizer exists, when the run will not fit in memory (one line).
+  // Refused here, before the optimizer exists, when the run will not fit in memory (one line);
+  // "auto" checkpointing is decided by the same estimate.
+  const gradCheckpointing = opts.gradCheckpointing === "auto" ? trainingNeedsCheckpointing(clip.config, { ...opts, gradCheckpointing: false }, { modelLoaded: true }) : opts.gradCheckpointing;
   try {
-    assertTrainingFits(clip.config, opts, presetNameOf(clip.config) ?? "this model", { modelLoaded: true });
+    assertTrainingFits(clip.config, { ...opts, gradCheckpointing }, presetNameOf(clip.config) ?? "this model", { modelLoaded: true });
   } catch (err) {
     clip.dispose();
     throw err;
@@ -173,7 +176,7 @@ export async function trainClip(
   let batcher: Batcher | DatasetBatcher | undefined;
   let plan;
   try {
-    plan = { lock: lockPlan(clip.config, opts), gradCheckpointing: opts.gradCheckpointing };
+    plan = { lock: lockPlan(clip.config, opts), gradCheckpointing };
   } catch (err) {
     clip.dispose();
     throw err;
@@ -207,7 +210,8 @@ export async function trainClip(
       cooldownEnd: opts.lrCooldownEnd,
     };
     const trainedParams = optimizer.params.filter((p) => p.name !== "logit_bias").reduce((n, p) => n + p.variable.size, 0);
-    callbacks.onStart?.({ totalSteps, stepsPerEpoch, startStep, params: clip.numParams(), trainedParams, model: clip });
+    const checkpointingInfo = gradCheckpointing && opts.gradCheckpointing === "auto" ? "auto" : gradCheckpointing;
+    callbacks.onStart?.({ totalSteps, stepsPerEpoch, startStep, params: clip.numParams(), trainedParams, model: clip, gradCheckpointing: checkpointingInfo });
 
     const evals: BenchmarkEvalRecord[] = [];
     let trainSeconds = 0;

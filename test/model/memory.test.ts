@@ -21,6 +21,7 @@ import {
   activationBytes,
   assertFitsInMemory,
   assertTrainingFits,
+  trainingNeedsCheckpointing,
   defaultActivationBudget,
   estimateMemory,
   memoryCeiling,
@@ -368,6 +369,16 @@ describe("refusal before a run starts", () => {
     assert.match(refusal({ batchSize: 16, lockImage: true, accumFreq: 4 }), /--batch-size 8 --accum-freq 8 \(/);
     assert.equal(refusal({ batchSize: 4, gradCheckpointing: true }), "fits");
     assert.equal(refusal({ batchSize: 64, lockImage: true, gradCheckpointing: true }), "fits");
+  });
+
+  it('gradCheckpointing "auto" turns checkpointing on exactly when only it makes the run fit', () => {
+    const where = { ceiling: heap, kernels: { packsWeights: false, fused: true } };
+    const vitB32 = getModelConfig("ViT-B-32");
+    assert.equal(trainingNeedsCheckpointing(vitB32, { batchSize: 64, lockImage: true }, where), true, "LiT at batch 64: ~10 GiB without, ~2.7 GiB with");
+    assert.equal(trainingNeedsCheckpointing(vitB32, { batchSize: 4 }, where), true, "within the margin of the ceiling without it");
+    assert.equal(trainingNeedsCheckpointing(vitB32, { batchSize: 2 }, where), false, "fits without it");
+    assert.equal(trainingNeedsCheckpointing(getModelConfig("RN-Micro-32"), { batchSize: 128 }, where), false, "the default recipe");
+    assert.equal(trainingNeedsCheckpointing(getModelConfig("ViT-L-14"), { batchSize: 2 }, where), false, "does not fit with it either: refused instead");
   });
 
   it("the ceiling: the WASM heap's 4 GiB less what tensors (and XNNPACK's packed weights) hold", async () => {

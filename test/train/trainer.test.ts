@@ -159,5 +159,13 @@ describe("trainClip", () => {
   it("rejects unknown and out-of-range options in one line", async () => {
     await assert.rejects(trainClip({ ...BASE, batchsize: 3 } as never, {}, data), /train: unknown option "batchsize" \(valid: .*batchSize/);
     await assert.rejects(trainClip({ ...BASE, loss: "hinge" } as never, {}, data), /train: loss must be "infonce" or "siglip", got "hinge"/);
+    await assert.rejects(trainClip({ ...BASE, gradCheckpointing: "yes" } as never, {}, data), /^RangeError: train: gradCheckpointing must be true, false or "auto", got "yes"$/);
+  });
+
+  it('gradCheckpointing defaults to "auto", which leaves it off for a run that fits, and says so at the start', async () => {
+    const seen: (boolean | "auto")[] = [];
+    await trainClip({ ...BASE, maxSteps: 1 }, { onStart: (s) => seen.push(s.gradCheckpointing) }, data);
+    await trainClip({ ...BASE, maxSteps: 1, gradCheckpointing: true }, { onStart: (s) => seen.push(s.gradCheckpointing) }, data);
+    assert.deepEqual(seen, [false, true]);
   });
 });
