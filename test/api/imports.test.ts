@@ -5,7 +5,7 @@
  * resolve a directory to its index file: `import "./data"` fails in a notebook even though Node and
  * tsx accept it. Every relative import in src/ must name a file.
  *
- * Layers: a file's layer is its top folder in src/ (src/backend.ts is in `backend`, src/index.ts
+ * Layers: a file's layer is its top folder in src/ (src/index.ts
  * is `index`; src/api/ holds the barrels of index's namespaces), and a layer imports only itself and the layers of its row in LAYERS, which always
  * sit lower in the table. README's layout section shows the same table; a third test keeps the two
  * equal.
