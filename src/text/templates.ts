@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { defaultBpe } from "./tokenize";
 import { PLACEHOLDER, fillPrompt } from "./fill";
+import { checkSetFields, listJsonSets } from "../util/data_sets";
 
 /** Folder of the shipped template sets. */
 export const TEMPLATE_DIR = path.join(__dirname, "templates");
@@ -29,11 +30,7 @@ export interface TemplateSet {
 
 /** Names of the shipped template sets, sorted. */
 export function listTemplateSets(): string[] {
-  return fs
-    .readdirSync(TEMPLATE_DIR)
-    .filter((f) => f.endsWith(".json"))
-    .map((f) => f.slice(0, -5))
-    .sort();
+  return listJsonSets(TEMPLATE_DIR);
 }
 
 /**
@@ -64,12 +61,7 @@ export function parseTemplateSet(raw: unknown, file: string, name = path.basenam
   if (Array.isArray(raw)) return { name, description: "", templates: checkTemplates(raw, file), file };
   if (raw === null || typeof raw !== "object") throw new Error(`${file}: expected an array of templates or an object {description, templates}, got ${typeof raw}`);
   const o = raw as Record<string, unknown>;
-  const allowed = ["description", "source", "templates"];
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw new Error(`${file}: unknown field ${JSON.stringify(k)}; valid fields: ${allowed.join(", ")}`);
-  }
-  if (o.description !== undefined && typeof o.description !== "string") throw new Error(`${file}: field description must be a string`);
-  if (o.source !== undefined && typeof o.source !== "string") throw new Error(`${file}: field source must be a string`);
+  checkSetFields(o, file, ["description", "source", "templates"]);
   return {
     name,
     description: (o.description as string | undefined) ?? "",

@@ -11,6 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { checkSetFields, listJsonSets } from "../../util/data_sets";
 
 /** One extra zero-shot class. */
 export interface Distractor {
@@ -60,11 +61,7 @@ export function distractorCategories(list: readonly Distractor[]): string[] {
 
 /** Names of the shipped label sets, sorted. */
 export function listHarmfulLabelSets(): string[] {
-  return fs
-    .readdirSync(HARMFUL_LABEL_DIR)
-    .filter((f) => f.endsWith(".json"))
-    .map((f) => f.slice(0, -5))
-    .sort();
+  return listJsonSets(HARMFUL_LABEL_DIR);
 }
 
 /** Validates a parsed label file. */
@@ -73,9 +70,7 @@ export function parseHarmfulLabels(raw: unknown, file: string, name = path.basen
     throw new Error(`${file}: expected an object {description, source, categories: {NAME: [labels]}}, got ${Array.isArray(raw) ? "an array" : raw === null ? "null" : typeof raw}`);
   }
   const o = raw as Record<string, unknown>;
-  const allowed = ["description", "source", "categories"];
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new Error(`${file}: unknown field ${JSON.stringify(k)}; valid fields: ${allowed.join(", ")}`);
-  for (const k of ["description", "source"]) if (o[k] !== undefined && typeof o[k] !== "string") throw new Error(`${file}: field ${k} must be a string`);
+  checkSetFields(o, file, ["description", "source", "categories"]);
   const cats = o.categories;
   if (cats === null || typeof cats !== "object" || Array.isArray(cats) || Object.keys(cats).length === 0) {
     throw new Error(`${file}: field "categories" must be an object mapping each category name to a non-empty list of labels`);

@@ -12,6 +12,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { defaultBpe } from "../../text/tokenize";
+import { checkSetFields, listJsonSets } from "../../util/data_sets";
 
 /** Folder of the shipped query sets. */
 export const QUERY_DIR = path.join(__dirname, "queries");
@@ -31,11 +32,7 @@ export interface QuerySet {
 
 /** Names of the shipped query sets, sorted. */
 export function listQuerySets(): string[] {
-  return fs
-    .readdirSync(QUERY_DIR)
-    .filter((f) => f.endsWith(".json"))
-    .map((f) => f.slice(0, -5))
-    .sort();
+  return listJsonSets(QUERY_DIR);
 }
 
 /** Throws (one line naming `where` and the entry) unless `queries` is a non-empty list of distinct, non-empty sentences. */
@@ -66,10 +63,8 @@ export function parseQuerySet(raw: unknown, file: string, name = path.basename(f
   if (Array.isArray(raw)) return { name, description: "", queries: checkQueries(raw, file), file };
   if (raw === null || typeof raw !== "object") throw new Error(`${file}: expected an array of queries or an object {description, source, queries}, got ${raw === null ? "null" : typeof raw}`);
   const o = raw as Record<string, unknown>;
-  const allowed = ["description", "source", "queries"];
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new Error(`${file}: unknown field ${JSON.stringify(k)}; valid fields: ${allowed.join(", ")}`);
+  checkSetFields(o, file, ["description", "source", "queries"]);
   if (o.queries === undefined) throw new Error(`${file}: missing field "queries" (an array of strings)`);
-  for (const k of ["description", "source"]) if (o[k] !== undefined && typeof o[k] !== "string") throw new Error(`${file}: field ${k} must be a string`);
   return {
     name,
     description: (o.description as string | undefined) ?? "",
