@@ -9,6 +9,7 @@ import { UsageError, type CliIO } from "./io";
 import type { Clip } from "../model/clip";
 import type { EmbeddingEngine } from "../engine/engine";
 import { ENGINE_KINDS, createEngine, type EngineKind } from "../engine/select";
+import { QUANTIZATIONS, type Quantization } from "../io/onnx/quantize";
 
 /** parseArgs option specs of the data flags (spread into a command's own). */
 export const DATA_OPTIONS = {
@@ -29,16 +30,31 @@ export const DATA_OPTIONS = {
 
 export const SHARD_OPTION = { shard: { type: "string" } } as const;
 
-/** `--engine`: where inference runs (gradients always stay on tfjs). */
-export const ENGINE_OPTION = { engine: { type: "string" } } as const;
-export const ENGINE_USAGE = `[--engine ${ENGINE_KINDS.join("|")}]`;
+/** `--engine`: where inference runs (gradients always stay on tfjs); `--quantize int8`: int8 linear layers there. */
+export const ENGINE_OPTION = { engine: { type: "string" }, quantize: { type: "string" } } as const;
+export const ENGINE_USAGE = `[--engine ${ENGINE_KINDS.join("|")}] [--quantize ${QUANTIZATIONS.join("|")}]`;
 
-/** The inference engine `--engine` asks for (default tfjs); a chosen engine is said on stderr, like the backend. */
-export async function engineFromFlags(clip: Clip, value: string | undefined, io: CliIO): Promise<EmbeddingEngine> {
-  const kind = (value ?? "tfjs") as EngineKind;
-  if (!ENGINE_KINDS.includes(kind)) throw new UsageError(`--engine must be one of ${ENGINE_KINDS.join(", ")}, got ${value}`);
-  const { engine, reason } = await createEngine(clip, kind);
-  if (value !== undefined) io.err(`engine: ${engine.name} (${reason})`);
+type EngineFlags = { engine?: string; quantize?: string };
+
+/** --engine and --quantize checked (usage errors), before any work starts. */
+export function checkEngineFlags(values: EngineFlags): { kind: EngineKind; quantize?: Quantization } {
+  const kind = (values.engine ?? "auto") as EngineKind;
+  if (!ENGINE_KINDS.includes(kind)) throw new UsageError(`--engine must be one of ${ENGINE_KINDS.join(", ")}, got ${values.engine}`);
+  const quantize = values.quantize as Quantization | undefined;
+  if (quantize !== undefined && !QUANTIZATIONS.includes(quantize)) throw new UsageError(`--quantize must be one of ${QUANTIZATIONS.join(", ")}, got ${values.quantize}`);
+  if (quantize && kind === "tfjs") throw new UsageError(`--quantize ${quantize} runs on onnxruntime: use --engine onnx or auto, not tfjs`);
+  return { kind, quantize };
+}
+
+/**
+ * The inference engine `--engine` asks for, default auto (onnxruntime when it loads: it is the
+ * faster of the two for inference, bench/RESULTS.md; else tfjs), with `--quantize`; the engine in
+ * use is said on stderr, like the backend.
+ */
+export async function engineFromFlags(clip: Clip, values: EngineFlags, io: CliIO): Promise<EmbeddingEngine> {
+  const { kind, quantize } = checkEngineFlags(values);
+  const { engine, reason } = await createEngine(clip, kind, { quantize });
+  io.err(`engine: ${engine.name} (${reason})`);
   return engine;
 }
 

@@ -20,7 +20,7 @@ import { preparedStream } from "../data/stream";
 import { encodeImageBatches, encodeTexts, encodeTextsWith } from "../eval/encode";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
-import { DATA_OPTIONS, DATA_USAGE, ENGINE_OPTION, ENGINE_USAGE, SHARD_OPTION, SkipLog, engineFromFlags, openDataFromFlags, shardFromFlags } from "./data_options";
+import { DATA_OPTIONS, DATA_USAGE, ENGINE_OPTION, ENGINE_USAGE, SHARD_OPTION, SkipLog, checkEngineFlags, engineFromFlags, openDataFromFlags, shardFromFlags } from "./data_options";
 import type { EmbeddingEngine } from "../engine/engine";
 import { ProgressLine } from "./progress";
 
@@ -81,14 +81,15 @@ export async function embedCommand(argv: string[], io: CliIO): Promise<number> {
   const fromData = values.data !== undefined || values["data-dir"] !== undefined;
   if (fromData && images.length + texts.length > 0) throw new UsageError("give --data or --image/--text, not both");
   if (!fromData && images.length + texts.length === 0) throw new UsageError(`give --data SPEC, or at least one --image or --text\n${EMBED_USAGE}`);
-  if (!fromData && (values.shard !== undefined || values.limit !== undefined || values.engine !== undefined)) throw new UsageError("--shard, --limit and --engine apply to --data");
+  if (!fromData && (values.shard !== undefined || values.limit !== undefined || values.engine !== undefined || values.quantize !== undefined)) throw new UsageError("--shard, --limit, --engine and --quantize apply to --data");
 
+  if (fromData) checkEngineFlags(values);
   const ds = fromData ? await openDataFromFlags(values, { split: "test" }) : undefined;
   await startBackend(io);
   const clip = await loadCheckpoint(values.checkpoint, { config: values.config });
   try {
     if (!ds) return await embedInputs(clip, images, texts, values, io);
-    const engine = await engineFromFlags(clip, values.engine, io);
+    const engine = await engineFromFlags(clip, values, io);
     try {
       return await embedDataset(clip, engine, ds, values, io);
     } finally {

@@ -14,7 +14,7 @@ import { evaluateDataset } from "../eval/evaluate_dataset";
 import { loadTemplateSet } from "../text/templates";
 import { CliIO, UsageError, intOption } from "./io";
 import { startBackend } from "./backend";
-import { DATA_OPTIONS, DATA_USAGE, ENGINE_OPTION, ENGINE_USAGE, SHARD_OPTION, SkipLog, engineFromFlags, openDataFromFlags, shardFromFlags } from "./data_options";
+import { DATA_OPTIONS, DATA_USAGE, ENGINE_OPTION, ENGINE_USAGE, SHARD_OPTION, SkipLog, checkEngineFlags, engineFromFlags, openDataFromFlags, shardFromFlags } from "./data_options";
 import { ProgressLine, progressBar } from "./progress";
 
 export const EVAL_USAGE =
@@ -44,13 +44,14 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   const limit = intOption("limit", values.limit);
   const seed = intOption("seed", values.seed, 0) ?? 0;
   const shard = shardFromFlags(values.shard);
+  checkEngineFlags(values);
   const ds = await openDataFromFlags(values, { split: "test" });
   const templates = values.templates ? loadTemplateSet(values.templates).templates : undefined;
   await startBackend(io);
   const clip = await loadCheckpoint(values.checkpoint);
   let engine;
   try {
-    engine = await engineFromFlags(clip, values.engine, io);
+    engine = await engineFromFlags(clip, values, io);
   } catch (err) {
     clip.dispose();
     throw err;

@@ -26,7 +26,7 @@ function lastJson(r: { out: string[] }): any {
 
 /** Only the lines that are not the backend report. */
 function errors(r: { err: string[] }): string[] {
-  return r.err.filter((l) => !l.startsWith("backend:") && !l.startsWith("[") && !l.startsWith("\r"));
+  return r.err.filter((l) => !l.startsWith("backend:") && !l.startsWith("engine:") && !l.startsWith("[") && !l.startsWith("\r"));
 }
 
 /** An embed output's rows by identity (kind, source index, caption): batch sizes change the row order, not the rows. */
@@ -174,6 +174,41 @@ describe("--engine", () => {
       assert.ok(diff < 1e-5 * scale, `${id}: onnx and tfjs embeddings differ by ${diff} (scale ${scale})`);
     }
     assert.equal((await run(["eval", "--checkpoint", checkpoint, "--engine", "gpu"])).code, 2);
+  });
+
+  it("defaults to auto (onnxruntime here) and says so; --quantize int8 runs int8 towers close to float32", async () => {
+    const dir = tmpDir();
+    const plain = await run(["eval", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--json"]);
+    assert.equal(plain.code, 0, plain.err.join("\n"));
+    assert.ok(plain.err.some((l) => /^engine: onnx \(auto: onnxruntime-node, \d+ intra-op threads?\)$/.test(l)), plain.err.join("\n"));
+    const q = await run(["eval", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--quantize", "int8", "--json"]);
+    assert.equal(q.code, 0, q.err.join("\n"));
+    assert.ok(q.err.some((l) => /^engine: onnx \(auto: .*int8 linear layers\)$/.test(l)), q.err.join("\n"));
+    const fp = path.join(dir, "fp32.arrow");
+    const int8 = path.join(dir, "int8.arrow");
+    assert.equal((await run(["embed", "--checkpoint", checkpoint, "--data", `csv:${tsv}`, "--out", fp])).code, 0);
+    const e = await run(["embed", "--checkpoint", checkpoint, "--data", `csv:${tsv}`, "--out", int8, "--quantize", "int8", "--json"]);
+    assert.equal(e.code, 0, e.err.join("\n"));
+    const ref = new Map(rows(fp).map((r) => [r.id, r.emb]));
+    let differs = false;
+    for (const r of rows(int8)) {
+      const a = ref.get(r.id)!;
+      let ab = 0;
+      let aa = 0;
+      let bb = 0;
+      a.forEach((v, i) => {
+        ab += v * r.emb[i];
+        aa += v * v;
+        bb += r.emb[i] * r.emb[i];
+        if (v !== r.emb[i]) differs = true;
+      });
+      assert.ok(ab / Math.sqrt(aa * bb) >= 0.99, `${r.id}: cosine ${ab / Math.sqrt(aa * bb)} to float32`);
+    }
+    assert.ok(differs, "the int8 embeddings are not the float32 ones");
+    const tfjs = await run(["eval", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--engine", "tfjs", "--quantize", "int8"]);
+    assert.equal(tfjs.code, 2);
+    assert.match(errors(tfjs)[0], /--quantize int8 runs on onnxruntime: use --engine onnx or auto, not tfjs/);
+    assert.equal((await run(["eval", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--quantize", "int4"])).code, 2);
   });
 });
 

@@ -53,6 +53,22 @@ describe("cliplab export onnx", () => {
     assert.ok(fs.existsSync(path.join(out, "text_model.onnx_data")));
   });
 
+  it("--quantize int8 adds the _quantized pair; --verify checks it against float32 by cosine", async () => {
+    const out = tmpDir();
+    const r = await run(["export", "onnx", "--checkpoint", fixturePath("tiny_vit.safetensors"), "--out", out, "--quantize", "int8", "--verify", "--json"]);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    assert.deepEqual(fs.readdirSync(out).sort(), ["config.json", "text_model.onnx", "text_model_quantized.onnx", "vision_model.onnx", "vision_model_quantized.onnx"]);
+    assert.ok(r.out.some((l) => /^wrote .*vision_model_quantized\.onnx \(/.test(l)), r.out.join("\n"));
+    const line = r.out.find((l) => l.startsWith("verify: the int8"));
+    assert.match(line ?? "", /^verify: the int8 models agree with cliplab's float32 features \(min cosine image (0\.9\d+|1\.0+), text (0\.9\d+|1\.0+)\)$/);
+    const summary = JSON.parse(r.out[r.out.length - 1]);
+    assert.ok(summary.verifyQuantized.image >= 0.99 && summary.verifyQuantized.image < 1, JSON.stringify(summary.verifyQuantized));
+    assert.equal(summary.quantized.vision.bytes, fs.statSync(path.join(out, "vision_model_quantized.onnx")).size);
+    const bad = await run(["export", "onnx", "--checkpoint", fixturePath("tiny_vit.safetensors"), "--out", tmpDir(), "--quantize", "int4"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err[0], /--quantize must be one of int8, got "int4"/);
+  });
+
   it("usage mistakes exit 2, failures exit 1, each with one line naming the problem", async () => {
     const ckpt = fixturePath("tiny_vit.safetensors");
     const cases: [string[], number, RegExp][] = [

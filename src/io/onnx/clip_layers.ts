@@ -11,16 +11,23 @@
 import type { TensorSource } from "../../model/clip";
 import { NORM_EPS } from "../../model/layers";
 import { GraphBuilder, attr } from "./graph";
+import { Quantization, dynamicQuantizedMatMul, quantizeColumns } from "./quantize";
 
 export type OnnxActivation = "quick_gelu" | "gelu";
 
-/** Reads weights from a source into a graph's initializers, under their state_dict names. */
+/**
+ * Reads weights from a source into a graph's initializers, under their state_dict names; with
+ * `quantize`, the transformer and attention-pool projections are stored as int8 (./quantize.ts).
+ */
 export class WeightReader {
   private readonly added = new Map<string, string>();
+  /** Quantised weights made for one initializer and not yet taken by the other (values, scales). */
+  private readonly pendingQuantized = new Map<string, { values?: Int8Array; scales?: Float32Array }>();
 
   constructor(
     readonly g: GraphBuilder,
     private readonly source: TensorSource,
+    readonly quantize?: Quantization,
   ) {}
 
   private shapeOf(name: string): number[] {
@@ -54,16 +61,69 @@ export class WeightReader {
     this.added.set(key, id);
     return id;
   }
+
+  /**
+   * A Linear weight [out, in] as int8 [in, out] plus its per-column scales [out]; the weight is
+   * read and quantised once, when the first of the two initializers is written.
+   */
+  linearInt8(name: string): { weight: string; scale: string } {
+    const key = `${name}.T.int8`;
+    const known = this.added.get(key);
+    if (known) return { weight: known, scale: this.added.get(`${key}.scale`)! };
+    const [rows, cols] = this.shapeOf(name);
+    const quantized = () => {
+      let pending = this.pendingQuantized.get(key);
+      if (!pending) {
+        const data = this.source.read(name);
+        const transposed = new Float32Array(data.length); // [in, out]
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) transposed[c * rows + r] = data[r * cols + c];
+        pending = quantizeColumns(transposed, cols, rows);
+        this.pendingQuantized.set(key, pending);
+      }
+      return pending;
+    };
+    const done = (pending: { values?: Int8Array; scales?: Float32Array }) => {
+      if (!pending.values && !pending.scales) this.pendingQuantized.delete(key);
+    };
+    const takeValues = () => {
+      const pending = quantized();
+      const values = pending.values!;
+      pending.values = undefined;
+      done(pending);
+      return values;
+    };
+    const takeScales = () => {
+      const pending = quantized();
+      const scales = pending.scales!;
+      pending.scales = undefined;
+      done(pending);
+      return scales;
+    };
+    const weight = this.g.initializer(key, "int8", [cols, rows], takeValues);
+    const scale = this.g.initializer(`${key}.scale`, "float32", [rows], takeScales);
+    this.added.set(key, weight);
+    this.added.set(`${key}.scale`, scale);
+    return { weight, scale };
+  }
+}
+
+/** `x @ W^T + b` for the Linear weight `weight` and bias `bias`: int8 when the reader quantises, else as `fp32` builds it. */
+function projection(w: WeightReader, x: string, weight: string, bias: string, fp32: () => string): string {
+  if (!w.quantize) return fp32();
+  const q = w.linearInt8(weight);
+  return w.g.node("Add", [dynamicQuantizedMatMul(w.g, x, q.weight, q.scale), w.raw(bias)]);
 }
 
 /** `x @ W^T + b` for a torch Linear under `prefix` (weight [out, in], bias [out]), x of any rank. */
 export function linear(w: WeightReader, x: string, prefix: string): string {
-  return w.g.node("Add", [w.g.node("MatMul", [x, w.linear(`${prefix}.weight`)]), w.raw(`${prefix}.bias`)]);
+  const weight = `${prefix}.weight`;
+  const bias = `${prefix}.bias`;
+  return projection(w, x, weight, bias, () => w.g.node("Add", [w.g.node("MatMul", [x, w.linear(weight)]), w.raw(bias)]));
 }
 
 /** The same for a 2-D x [N, in], as one Gemm (the bias add fused into the product). */
 export function gemm(w: WeightReader, x: string, prefix: string, weight = `${prefix}.weight`, bias = `${prefix}.bias`): string {
-  return w.g.node("Gemm", [x, w.linear(weight), w.raw(bias)]);
+  return projection(w, x, weight, bias, () => w.g.node("Gemm", [x, w.linear(weight), w.raw(bias)]));
 }
 
 /** LayerNorm over the last axis, eps 1e-5 (opset 17 LayerNormalization). */

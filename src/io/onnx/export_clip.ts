@@ -22,6 +22,7 @@ import { asOpenAISource } from "../state_dict_names";
 import { resolveCheckpointConfig } from "../checkpoint_config";
 import { GraphBuilder, OPSET_VERSION, modelOf } from "./graph";
 import { WeightReader } from "./clip_layers";
+import { INT8_SCHEME, Quantization, checkQuantization } from "./quantize";
 import { VISION_INPUT, VISION_OUTPUT, buildVisionGraph } from "./clip_vision";
 import { TEXT_INPUT, TEXT_OUTPUT, buildTextGraph } from "./clip_text";
 import { ModelDef } from "./onnx_proto";
@@ -29,6 +30,9 @@ import { WriteModelOptions, WrittenModel, writeModelFile } from "./model_file";
 
 export const VISION_FILE = "vision_model.onnx";
 export const TEXT_FILE = "text_model.onnx";
+/** The int8 pair, under the names transformers.js loads for its "q8" dtype. */
+export const VISION_QUANTIZED_FILE = "vision_model_quantized.onnx";
+export const TEXT_QUANTIZED_FILE = "text_model_quantized.onnx";
 export const CONFIG_FILE = "config.json";
 export const EXPORT_FORMAT = "cliplab-onnx";
 export const EXPORT_FORMAT_VERSION = 1;
@@ -54,12 +58,25 @@ export interface OnnxExportConfig {
   opset: number;
   vision: { file: string; input: string; layout: "NCHW"; shape: (string | number)[]; output: string };
   text: { file: string; input: string; dtype: "int64"; shape: (string | number)[]; output: string; pooling: string };
+  /** Present when the export also holds an int8 pair (same inputs and outputs as the float32 one). */
+  quantized?: { dtype: Quantization; vision: string; text: string; scheme: string };
 }
 
-export interface ClipOnnx {
+/** The two towers as ONNX models. */
+export interface ClipOnnxPair {
   vision: ModelDef;
   text: ModelDef;
+}
+
+export interface ClipOnnx extends ClipOnnxPair {
   config: OnnxExportConfig;
+  /** The int8 pair, when asked for (its weights, like the float32 pair's, are made when written). */
+  quantized?: ClipOnnxPair;
+}
+
+export interface BuildClipOnnxOptions {
+  /** Also build the towers with int8 linear layers (./quantize.ts). */
+  quantize?: Quantization;
 }
 
 /** A Clip's weights as a tensor source in PyTorch's layout (read from the model when asked). */
@@ -132,20 +149,31 @@ function exportConfig(config: ClipConfig, logitScale: number): OnnxExportConfig 
   };
 }
 
-/** Builds both graphs; weights are read from `source` only when a model is serialised. */
-export function buildClipOnnx(config: ClipConfig, source: TensorSource): ClipOnnx {
-  checkSource(config, source);
-  const logitScale = source.read("logit_scale");
-  const doc = `CLIP (${visionTower(config)}, embed ${config.embed_dim}) exported by cliplab`;
-  const metadata = { cliplab_config: JSON.stringify(configToJson(config)) };
+function buildPair(config: ClipConfig, source: TensorSource, quantize?: Quantization): ClipOnnxPair {
+  const doc = `CLIP (${visionTower(config)}, embed ${config.embed_dim}) exported by cliplab${quantize ? `, ${quantize} linear layers` : ""}`;
+  const metadata: Record<string, string> = { cliplab_config: JSON.stringify(configToJson(config)) };
+  if (quantize) metadata.cliplab_quantization = `${quantize}: ${INT8_SCHEME}`;
   const vg = new GraphBuilder("clip_vision");
-  buildVisionGraph(vg, new WeightReader(vg, source), config);
+  buildVisionGraph(vg, new WeightReader(vg, source, quantize), config);
   const tg = new GraphBuilder("clip_text");
-  buildTextGraph(tg, new WeightReader(tg, source), config);
+  buildTextGraph(tg, new WeightReader(tg, source, quantize), config);
   return {
     vision: modelOf(vg.build(), { producerVersion: String(EXPORT_FORMAT_VERSION), docString: `${doc}: image tower`, metadata }),
     text: modelOf(tg.build(), { producerVersion: String(EXPORT_FORMAT_VERSION), docString: `${doc}: text tower`, metadata }),
-    config: exportConfig(config, logitScale[0]),
+  };
+}
+
+/** Builds both graphs (and the int8 pair with `quantize`); weights are read from `source` only when a model is serialised. */
+export function buildClipOnnx(config: ClipConfig, source: TensorSource, opts: BuildClipOnnxOptions = {}): ClipOnnx {
+  const quantize = checkQuantization(opts.quantize, "ONNX export: quantize");
+  checkSource(config, source);
+  const logitScale = source.read("logit_scale");
+  const exported = exportConfig(config, logitScale[0]);
+  if (!quantize) return { ...buildPair(config, source), config: exported };
+  return {
+    ...buildPair(config, source),
+    quantized: buildPair(config, source, quantize),
+    config: { ...exported, quantized: { dtype: quantize, vision: VISION_QUANTIZED_FILE, text: TEXT_QUANTIZED_FILE, scheme: INT8_SCHEME } },
   };
 }
 
@@ -153,26 +181,37 @@ export interface ExportResult {
   dir: string;
   vision: WrittenModel;
   text: WrittenModel;
+  /** The int8 pair, when the export has one. */
+  quantized?: { vision: WrittenModel; text: WrittenModel };
   configFile: string;
   config: OnnxExportConfig;
 }
 
-/** Writes vision_model.onnx, text_model.onnx (with `_data` files when external) and config.json into `dir`. */
+export type ExportOptions = WriteModelOptions & BuildClipOnnxOptions;
+
+/**
+ * Writes vision_model.onnx, text_model.onnx (with `_data` files when external), the `_quantized`
+ * pair when the models have one, and config.json into `dir`.
+ */
 export function writeClipOnnx(models: ClipOnnx, dir: string, opts: WriteModelOptions = {}): ExportResult {
   fs.mkdirSync(dir, { recursive: true });
   const vision = writeModelFile(path.join(dir, VISION_FILE), models.vision, opts);
   const text = writeModelFile(path.join(dir, TEXT_FILE), models.text, opts);
+  const quantized = models.quantized && {
+    vision: writeModelFile(path.join(dir, VISION_QUANTIZED_FILE), models.quantized.vision, opts),
+    text: writeModelFile(path.join(dir, TEXT_QUANTIZED_FILE), models.quantized.text, opts),
+  };
   const configFile = path.join(dir, CONFIG_FILE);
   writeFileAtomic(configFile, JSON.stringify(models.config, null, 2) + "\n"); // last: its presence marks a complete export
-  return { dir, vision, text, configFile, config: models.config };
+  return { dir, vision, text, ...(quantized ? { quantized } : {}), configFile, config: models.config };
 }
 
 /** Exports a Clip in memory to `dir`. */
-export function exportClipOnnx(clip: Clip, dir: string, opts: WriteModelOptions = {}): ExportResult {
-  return writeClipOnnx(buildClipOnnx(clip.config, clipTensorSource(clip)), dir, opts);
+export function exportClipOnnx(clip: Clip, dir: string, opts: ExportOptions = {}): ExportResult {
+  return writeClipOnnx(buildClipOnnx(clip.config, clipTensorSource(clip), opts), dir, opts);
 }
 
-export interface ExportCheckpointOptions extends WriteModelOptions {
+export interface ExportCheckpointOptions extends ExportOptions {
   /** A preset name, a config JSON path or a config object; overrides what the checkpoint says. */
   config?: object | string;
 }
@@ -191,7 +230,7 @@ export function exportCheckpointOnnx(checkpoint: string, dir: string, opts: Expo
       read: (n) => reader.readFloat32(n),
     });
     const { config } = resolveCheckpointConfig(checkpoint, reader.metadata, source, opts.config);
-    return writeClipOnnx(buildClipOnnx(config, source), dir, opts);
+    return writeClipOnnx(buildClipOnnx(config, source, opts), dir, opts);
   } catch (err) {
     const message = ((err as Error)?.message ?? String(err)).split("\n")[0];
     throw new Error(message.startsWith(checkpoint) ? message : `${checkpoint}: ${message}`);

@@ -65,7 +65,13 @@ export class GraphBuilder {
     const known = this.constants.get(key);
     if (known) return known;
     const data: TensorValues =
-      dtype === "float32" ? Float32Array.from(values) : dtype === "int32" ? Int32Array.from(values) : BigInt64Array.from(values.map((v) => BigInt(v)));
+      dtype === "float32"
+        ? Float32Array.from(values)
+        : dtype === "int32"
+          ? Int32Array.from(values)
+          : dtype === "int8"
+            ? Int8Array.from(values)
+            : BigInt64Array.from(values.map((v) => BigInt(v)));
     const name = this.initializer(`const_${this.constants.size}_${dtype}`, dtype, dims, data);
     this.constants.set(key, name);
     return name;

@@ -10,10 +10,10 @@ import { Encoded, LazyBytes, MessageWriter } from "./protobuf";
 
 /** TensorProto.DataType numbers of the element types we write. */
 export const ONNX_DTYPES = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 } as const;
-export type TensorDType = "float32" | "int32" | "int64";
-export const DTYPE_BYTES: Record<TensorDType, number> = { float32: 4, int32: 4, int64: 8 };
+export type TensorDType = "float32" | "int32" | "int64" | "int8";
+export const DTYPE_BYTES: Record<TensorDType, number> = { float32: 4, int32: 4, int64: 8, int8: 1 };
 
-export type TensorValues = Float32Array | Int32Array | BigInt64Array;
+export type TensorValues = Float32Array | Int32Array | BigInt64Array | Int8Array;
 
 /** A named constant tensor (an initializer). */
 export interface TensorData {
@@ -91,6 +91,7 @@ const LITTLE_ENDIAN = os.endianness() === "LE";
 function expectedArray(dtype: TensorDType, values: TensorValues): boolean {
   if (dtype === "float32") return values instanceof Float32Array;
   if (dtype === "int32") return values instanceof Int32Array;
+  if (dtype === "int8") return values instanceof Int8Array;
   return values instanceof BigInt64Array;
 }
 
