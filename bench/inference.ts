@@ -46,8 +46,8 @@ import {
   writeResult,
 } from "./common";
 
-export type SideName = "tfjs" | "tfjs-wasm" | "onnx" | "torch" | "ort";
-export const ALL_SIDES: readonly SideName[] = ["tfjs", "tfjs-wasm", "onnx", "torch", "ort"];
+export type SideName = "tfjs" | "tfjs-wasm" | "onnx" | "onnx-int8" | "torch" | "ort";
+export const ALL_SIDES: readonly SideName[] = ["tfjs", "tfjs-wasm", "onnx", "onnx-int8", "torch", "ort"];
 type Kind = "image" | "text";
 
 export interface InferenceBenchOptions {
@@ -89,6 +89,7 @@ const LABELS: Record<SideName, string> = {
   tfjs: "cliplab tfjs + native kernels",
   "tfjs-wasm": "cliplab tfjs WASM (XNNPACK)",
   onnx: "cliplab ONNX export on onnxruntime",
+  "onnx-int8": "cliplab ONNX export, int8 linear layers",
   torch: "PyTorch",
   ort: "onnxruntime on PyTorch's export",
 };
@@ -202,7 +203,11 @@ async function startSides(model: string, opts: InferenceBenchOptions, log: (m: s
   };
   const wanted = (n: SideName) => opts.sides.includes(n);
   // Node workers build their models concurrently with the torch peer.
-  const workerStarts = (["tfjs", "tfjs-wasm", "onnx"] as const).filter(wanted).map(async (name) => ({ name, r: await WorkerSession.start([`--engine=${name}`, ...common]) }));
+  // cliplab's onnxruntime sides spin (or not) like the onnxruntime peer, so only the graphs differ.
+  const spin = `--spinning=${opts.ortSpinning ? 1 : 0}`;
+  const workerStarts = (["tfjs", "tfjs-wasm", "onnx", "onnx-int8"] as const)
+    .filter(wanted)
+    .map(async (name) => ({ name, r: await WorkerSession.start([`--engine=${name}`, ...common, ...(name.startsWith("onnx") ? [spin] : [])]) }));
   let torch: TorchPeerSession | undefined;
   if (wanted("torch") || wanted("ort")) {
     const probe = probeTorch();
@@ -324,7 +329,7 @@ async function parityChecks(model: string, sides: Side[], torch: TorchPeerSessio
   try {
     const r = await ref.session.request<{ image: number[]; text: number[] }>({ cmd: "features" });
     for (const s of sides) {
-      if ((s.name !== "tfjs-wasm" && s.name !== "onnx") || s.failure) continue;
+      if ((s.name !== "tfjs-wasm" && s.name !== "onnx" && s.name !== "onnx-int8") || s.failure) continue;
       const f = await s.session.request<{ image: number[]; text: number[] }>({ cmd: "features" });
       out[`${s.name} vs tfjs`] = { image: compare(f.image, r.image, dim), text: compare(f.text, r.text, dim) };
     }

@@ -95,15 +95,15 @@ async function tfjsEngine(model: string, threads: number, seed: number, blas: bo
   };
 }
 
-async function onnxEngine(model: string, threads: number, seed: number): Promise<Engine> {
+async function onnxEngine(model: string, threads: number, seed: number, spinning: boolean, quantize?: "int8"): Promise<Engine> {
   // The weights are made on the cpu backend (no BLAS kernels or WASM heap in this process's RSS).
   await initBackend({ prefer: "cpu" });
   const clip = Clip.create(model, { seed });
-  const engine = await OnnxEngine.fromClip(clip, { threads });
+  const engine = await OnnxEngine.fromClip(clip, { threads, spinning, quantize });
   const info = { imageSize: clip.config.vision_cfg.image_size, contextLength: clip.config.text_cfg.context_length, vocab: clip.config.text_cfg.vocab_size, params: clip.numParams() };
   clip.dispose();
   return {
-    describe: { onnxruntime: require("onnxruntime-node/package.json").version, threads, graphOptimizationLevel: "all", params: info.params },
+    describe: { onnxruntime: require("onnxruntime-node/package.json").version, threads, spinning, precision: engine.precision, graphOptimizationLevel: "all", params: info.params },
     ...info,
     image: (p, n) => engine.embedImages(p, n),
     text: (ids, n) => engine.embedTexts(ids, n, ids.length / n),
@@ -164,10 +164,12 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let engine: Engine;
   if (engineName === "tfjs" || engineName === "tfjs-wasm") engine = await tfjsEngine(model, threads, seed, engineName === "tfjs");
-  else if (engineName === "onnx") engine = await onnxEngine(model, threads, seed);
+  else if (engineName === "onnx" || engineName === "onnx-int8") {
+    engine = await onnxEngine(model, threads, seed, arg("spinning", "1") === "1", engineName === "onnx-int8" ? "int8" : undefined);
+  }
   else if (engineName === "ort") {
     engine = await ortEngine(arg("vision"), arg("text"), threads, arg("spinning", "1") === "1", Number(arg("image-size")), Number(arg("context")), Number(arg("vocab")));
-  } else throw new Error(`inference_worker: unknown --engine=${engineName} (tfjs, tfjs-wasm, onnx, ort)`);
+  } else throw new Error(`inference_worker: unknown --engine=${engineName} (tfjs, tfjs-wasm, onnx, onnx-int8, ort)`);
   const rng = new Random(seed + 1);
   const cache = new Map<string, Float32Array | Int32Array>();
   const input = (kind: Kind, batch: number) => {

@@ -7,13 +7,16 @@
  * Images stream through the pipeline and the batched encoder (nothing but the features is kept);
  * texts are the images' own captions, or one generated per image (seeded) when they have none.
  */
+import * as tf from "@tensorflow/tfjs";
 import type { Dataset, SkippedItem, Shard } from "../data/dataset";
 import { preparedStream } from "../data/stream";
 import type { ImageTransform } from "../image/transform";
 import type { EmbeddingEngine } from "../engine/engine";
 import { classificationBenchmarkMetrics, retrievalBenchmarkMetrics, BENCHMARK_TASKS, type BenchmarkTask } from "./benchmark";
-import { encodeImages, encodeTexts, type EncodeProgress, type EncodedImages, type FeatureMatrix } from "./encode";
-import { zeroShotClassifier, type ZeroShotEvaluation, type ZeroShotModel } from "./zero_shot";
+import { encodeImages, encodeTexts, encodeTextsWith, type EncodeProgress, type EncodedImages, type FeatureMatrix } from "./encode";
+import { classifierFromWeights, ensembleWeights, zeroShotClassifier, type ZeroShotClassifier, type ZeroShotEvaluation, type ZeroShotModel } from "./zero_shot";
+import { fillPrompt } from "../text/fill";
+import { checkPromptsFit, checkTemplates } from "../text/templates";
 
 /** CLIP's plain prompt: the template when neither the caller nor the source gives any. */
 export const PLAIN_TEMPLATES: readonly string[] = Object.freeze(["a photo of a {}."]);
@@ -33,7 +36,7 @@ export interface DatasetEvalOptions {
   onProgress?: (p: EncodeProgress) => void;
   /** Seed of generated captions; default 0. */
   seed?: number;
-  /** Encode the images on this engine (e.g. onnxruntime) instead of the model's tfjs towers. */
+  /** Encode the images and texts on this engine (e.g. onnxruntime) instead of the model's tfjs towers. */
   engine?: EmbeddingEngine;
 }
 
@@ -67,8 +70,9 @@ export async function evaluateDataset(model: ZeroShotModel, ds: Dataset, opts: D
     if (!classNames || classNames.length === 0) throw new RangeError(`${ds.spec}: has no class names; pass --classnames FILE`);
   }
   const retrieval = task === "zeroshot_retrieval";
+  const engine = opts.engine && opts.engine.name !== "tfjs" ? opts.engine : undefined;
   const images = await encodeImages(
-    opts.engine && opts.engine.name !== "tfjs" ? opts.engine : model,
+    engine ?? model,
     preparedStream(ds, opts.transform, { limit: opts.limit, shard: opts.shard, skipBadImages: opts.skipBadImages, onSkip: opts.onSkip, captionSeed: retrieval ? (opts.seed ?? 0) : undefined }),
     { mean: opts.transform.mean, std: opts.transform.std, onProgress: opts.onProgress, total: opts.limit ?? ds.size },
   );
@@ -76,7 +80,7 @@ export async function evaluateDataset(model: ZeroShotModel, ds: Dataset, opts: D
     const templates = opts.templates ?? ds.templates ?? PLAIN_TEMPLATES;
     const missing = images.labels.indexOf(-1);
     if (missing >= 0) throw new RangeError(`${images.keys[missing]}: has no label, but zero-shot classification needs one for every image`);
-    const classifier = zeroShotClassifier(model, classNames!, templates);
+    const classifier = engine ? await engineClassifier(model, engine, classNames!, templates) : zeroShotClassifier(model, classNames!, templates);
     let e: ZeroShotEvaluation;
     try {
       e = classifier.evaluateFeatures(images, images.labels);
@@ -94,7 +98,22 @@ export async function evaluateDataset(model: ZeroShotModel, ds: Dataset, opts: D
     }
   });
   if (texts.length === 0) throw new RangeError(`${ds.spec}: no captions to retrieve`);
-  const textFeatures = encodeTexts(model, texts, { onProgress: opts.onProgress });
+  const textFeatures = engine ? await encodeTextsWith(engine, texts, { onProgress: opts.onProgress }) : encodeTexts(model, texts, { onProgress: opts.onProgress });
   const metrics = retrievalBenchmarkMetrics(images, textFeatures, Int32Array.from(textImage));
   return { task, metrics, images: images.n, texts: texts.length, imageFeatures: images, textFeatures };
+}
+
+/** zeroShotClassifier's class weights (prompt ensembles) with the prompts encoded on `engine`, so both towers are the engine's. */
+async function engineClassifier(model: ZeroShotModel, engine: EmbeddingEngine, classNames: readonly string[], templates: readonly string[]): Promise<ZeroShotClassifier> {
+  const fn = "evaluateDataset";
+  checkTemplates(templates, fn, { allowDuplicates: true });
+  checkPromptsFit(classNames, templates, engine.contextLength, fn);
+  const prompts = classNames.flatMap((name) => templates.map((t) => fillPrompt(t, name)));
+  const f = await encodeTextsWith(engine, prompts, { batchSize: 16 }); // [C * P, D]
+  const weights = tf.tidy(() => ensembleWeights(tf.tensor3d(f.values, [classNames.length, templates.length, f.dim]))); // [C, D]
+  try {
+    return classifierFromWeights(model, weights, { classNames });
+  } finally {
+    weights.dispose();
+  }
 }
