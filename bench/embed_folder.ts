@@ -18,7 +18,12 @@ export interface EmbedFolderOptions {
   seed: number;
 }
 
-export const DEFAULT_EMBED_FOLDER_OPTIONS: EmbedFolderOptions = { images: 64, engines: ["tfjs", "onnx"], seed: 0 };
+export const DEFAULT_EMBED_FOLDER_OPTIONS: EmbedFolderOptions = { images: 64, engines: ["tfjs", "onnx", "onnx-int8"], seed: 0 };
+
+/** An engine name here as `cliplab embed` flags ("onnx-int8": the onnx engine with --quantize int8). */
+function engineFlags(engine: string): string[] {
+  return engine === "onnx-int8" ? ["--engine", "onnx", "--quantize", "int8"] : ["--engine", engine];
+}
 
 const ROOT = path.join(__dirname, "..");
 
@@ -40,7 +45,7 @@ export async function runEmbedFolderBench(opts: EmbedFolderOptions, ctx: BenchCo
   clip.dispose();
   const rows: Record<string, unknown>[] = [];
   for (const engine of opts.engines) {
-    const out = execFileSync(process.execPath, [path.join(ROOT, "bin", "cliplab.js"), "embed", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--out", path.join(dir, `${engine}.arrow`), "--engine", engine, "--json"], {
+    const out = execFileSync(process.execPath, [path.join(ROOT, "bin", "cliplab.js"), "embed", "--checkpoint", checkpoint, "--data", `imagefolder:${folder}`, "--out", path.join(dir, `${engine}.arrow`), ...engineFlags(engine), "--json"], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "ignore"],
       maxBuffer: 64 * 2 ** 20,

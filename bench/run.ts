@@ -30,7 +30,7 @@
  *   --accuracy-threads=N train-accuracy: threads for both sides (default 2)
  *   --umap-points=N, --umap-dim=D, --umap-epochs=E, --umap-nndescent: umap (see bench/umap.ts)
  *   --data-images=N, --data-consumer-rate=R: data (see bench/data_pipeline.ts)
- *   --embed-images=N, --embed-engines=tfjs,onnx: embed (see bench/embed_folder.ts)
+ *   --embed-images=N, --embed-engines=tfjs,onnx,onnx-int8: embed (see bench/embed_folder.ts)
  */
 import { ALL_SIDES, DEFAULT_INFERENCE_OPTIONS, InferenceBenchOptions, SideName, runInferenceBench } from "./inference";
 import { initBackend, shutdownBackend } from "../src/backend/select";
