@@ -9,7 +9,7 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BenchContext, OUT_DIR } from "./common";
+import { BenchContext, OUT_DIR, fmt, formatTable, writeResult } from "./common";
 import { photo } from "./data_pipeline";
 
 export interface EmbedFolderOptions {
@@ -56,6 +56,10 @@ export async function runEmbedFolderBench(opts: EmbedFolderOptions, ctx: BenchCo
   const peer = rows.find((r) => r.engine === "onnx") as { imagesPerSecond: number } | undefined;
   for (const r of rows) if (peer) r.ratioToOnnx = (r.imagesPerSecond as number) / peer.imagesPerSecond;
   const result = { suite: "embed", date: new Date().toISOString(), machine: ctx.machine, backend: ctx.backend.name, images: opts.images, rows };
-  fs.writeFileSync(path.join(OUT_DIR, "embed.json"), JSON.stringify(result, null, 2));
+  const file = writeResult("embed", result);
+  const fixed = (v: unknown, digits: number) => fmt(v as number | undefined, digits);
+  console.log(`${opts.images} 500x375 JPEGs, ViT-B-32 (random weights, seed ${opts.seed}) at 224 px, default threads`);
+  console.log(formatTable(["engine", "images/s", "seconds", "peak RSS MiB", "vs --engine onnx"], rows.map((r) => [String(r.engine), fixed(r.imagesPerSecond, 2), fixed(r.seconds, 1), fixed(r.peakRssMiB, 0), `${fixed(r.ratioToOnnx, 2)}x`])));
+  console.log(`wrote ${file}`);
   return result;
 }
