@@ -6,7 +6,7 @@
  *
  *   --only=a,b          run only these suites (default: all)
  *   --models=a,b        inference: model presets (default ViT-B-32,RN50)
- *   --sides=a,b         inference: tfjs, tfjs-wasm, onnx, torch, ort (default all; see bench/inference.ts)
+ *   --sides=a,b         inference: tfjs, tfjs-wasm, onnx, onnx-int8, torch, ort (default all; see bench/inference.ts)
  *   --ort-spinning      inference: let onnxruntime's idle threads spin (its default; off here, see RESULTS.md)
  *   --image-batch=N     inference: images per call (default 8)
  *   --text-batch=N      inference: texts per call (default 16)
